@@ -1,0 +1,107 @@
+// The `gatehouse` command. Every command accepts --json and then prints exactly
+// one JSON document on stdout; errors go to stderr with a non-zero exit code
+// (2 for usage errors, 1 for everything else). Never a stack trace.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, loadConfig } from '../config.ts';
+import { CodedError } from '../lib/errors.ts';
+import { clientCommand } from './commands/client.ts';
+import { keyCommand } from './commands/key.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { rekeyCommand } from './commands/rekey.ts';
+import { serveCommand } from './commands/serve.ts';
+import { type CommandContext, type Output, UsageError } from './support.ts';
+
+export const USAGE = `usage: gatehouse <command> [options] [--json]
+
+commands:
+  serve                               run the server (npm start)
+  migrate                             apply database migrations
+  client create --name N --grant G [--grant G]… [--redirect-uri U]… [--post-logout-redirect-uri U]…
+                [--scope "a b"] [--public] [--first-party] [--introspection] [--auth-method M]
+                [--jwks-uri U | --jwks FILE] [--cors-origin O]… [--ip-allow CIDR]… [--resource URI]…
+  client rotate-secret CLIENT_ID [--grace SECONDS]
+  key list
+  key rotate [--alg ES256|PS256|RS256|EdDSA]
+  key retire KID [--force]
+  rekey                               re-encrypt secrets at rest under the first GATEHOUSE_ENCRYPTION_KEY
+
+configuration comes from the environment and .env (see .env.example)`;
+
+const COMMANDS: Record<string, (args: string[], context: CommandContext) => Promise<void>> = {
+  serve: serveCommand,
+  migrate: migrateCommand,
+  client: clientCommand,
+  key: keyCommand,
+  rekey: rekeyCommand,
+};
+
+export async function main(argv: string[], output: Output = defaultOutput()): Promise<number> {
+  const json = argv.includes('--json');
+  const args = argv.filter((arg) => arg !== '--json');
+  const [name, ...rest] = args;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    output.err(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    output.err(`gatehouse: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    loadDotEnv();
+    const config = loadConfig();
+    await command(rest, { config, json, output });
+    return 0;
+  } catch (error) {
+    return report(error, output);
+  }
+}
+
+function report(error: unknown, output: Output): number {
+  if (error instanceof UsageError) {
+    output.err(`gatehouse: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (error instanceof ConfigError || error instanceof CodedError) {
+    output.err(`gatehouse: ${error.message}`);
+    return 1;
+  }
+  const known = error as { name?: string; message?: string; code?: string };
+  if (known?.name && /LockedError|MigrationError|EmbeddedDatabaseError/.test(known.name)) {
+    output.err(`gatehouse: ${known.message}`);
+    return 1;
+  }
+  if (
+    known?.code === 'ECONNREFUSED' ||
+    known?.code === 'ENOTFOUND' ||
+    known?.code === '28P01' ||
+    known?.code === '3D000'
+  ) {
+    output.err(`gatehouse: cannot reach the database (${known.code}): ${known.message ?? ''}`.trim());
+    return 1;
+  }
+  output.err(`gatehouse: ${known?.message ?? String(error)}`);
+  if (process.env.GATEHOUSE_DEBUG) output.err(String((error as Error)?.stack));
+  return 1;
+}
+
+/** .env in the working directory, when present; the environment wins over it. */
+function loadDotEnv(): void {
+  const file = resolve(process.cwd(), '.env');
+  if (existsSync(file)) {
+    try {
+      process.loadEnvFile(file);
+    } catch (error) {
+      throw new ConfigError(`.env could not be read: ${(error as Error).message}`);
+    }
+  }
+}
+
+function defaultOutput(): Output {
+  return {
+    out: (text: string) => process.stdout.write(`${text}\n`),
+    err: (text: string) => process.stderr.write(`${text}\n`),
+  };
+}

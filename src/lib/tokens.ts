@@ -1,0 +1,19 @@
+// Random values and their digests.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** 256 bits from the CSPRNG, base64url: client secrets and similar credentials. */
+export function generateSecret(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** SHA-256, base64url. Enough for high-entropy values, which cannot be guessed. */
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+/** Compares two digests in constant time. */
+export function digestsEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}

@@ -1,0 +1,41 @@
+// Hands oidc-provider the requests for its own paths. It runs as an onRequest
+// hook registered after Gatehouse's other onRequest hooks (security headers,
+// rate limits), so those run on the provider's responses too; Fastify's request
+// logging sees them as well. Everything else continues through Fastify.
+import type { FastifyInstance } from 'fastify';
+import { isProviderPath } from './provider.ts';
+import type { ProviderHost } from './provider-host.ts';
+
+export function mountProvider(app: FastifyInstance, host: ProviderHost, issuer: string): void {
+  const issuerUrl = new URL(issuer);
+  const scheme = issuerUrl.protocol.slice(0, -1);
+
+  app.addHook('onRequest', (request, reply, done) => {
+    const pathname = pathOf(request.url);
+    if (!isProviderPath(pathname)) {
+      done();
+      return;
+    }
+    // The issuer is configuration, never the request's Host (BR-9): pin what
+    // the provider derives URLs, cookie security and the client IP from.
+    const headers = request.raw.headers;
+    headers.host = issuerUrl.host;
+    headers['x-forwarded-host'] = issuerUrl.host;
+    headers['x-forwarded-proto'] = scheme;
+    headers['x-forwarded-for'] = request.ip;
+    delete headers.forwarded;
+    reply.hijack();
+    host.handle(request.raw, reply.raw).catch((error: unknown) => {
+      request.log.error({ err: error }, 'oidc-provider failed to handle a request');
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+        reply.raw.end(JSON.stringify({ error: 'server_error', error_description: 'internal server error' }));
+      }
+    });
+  });
+}
+
+export function pathOf(url: string): string {
+  const index = url.indexOf('?');
+  return index === -1 ? url : url.slice(0, index);
+}

@@ -1,0 +1,206 @@
+// oidc-provider configuration. oidc-provider owns the protocol; this file sets
+// each of its defaults that Gatehouse must change (see SECURITY-CATALOGUE §0
+// and lib/helpers/defaults.js), with the reason beside it.
+import type { FastifyBaseLogger } from 'fastify';
+import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/prisma.ts';
+import { digestsEqual, sha256 } from '../lib/tokens.ts';
+import type { Keystore } from '../services/keys.ts';
+import { createAdapterFactory, insertIfAbsent } from './adapter.ts';
+import { type ClientDirectory, OIDC_SCOPES } from './client-directory.ts';
+
+export interface ProviderDependencies {
+  config: Readonly<Config>;
+  db: Database;
+  keystore: Keystore;
+  cookieKeys: string[];
+  clients: ClientDirectory;
+  log: FastifyBaseLogger;
+  /** Extra configuration from later capabilities (accounts, pages, policies). */
+  extend?: (configuration: Configuration) => void;
+}
+
+/** The paths oidc-provider serves; everything else belongs to Fastify. */
+export const PROVIDER_PATHS = new Set([
+  '/.well-known/openid-configuration',
+  '/auth',
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/me',
+  '/jwks',
+  '/request',
+  '/session/end',
+  '/session/end/confirm',
+  '/session/end/success',
+]);
+const RESUME_PATH = /^\/auth\/[A-Za-z0-9_-]{1,64}$/;
+
+export function isProviderPath(pathname: string): boolean {
+  return PROVIDER_PATHS.has(pathname) || RESUME_PATH.test(pathname);
+}
+
+export function buildProvider(deps: ProviderDependencies): Provider {
+  const { config, db, keystore, clients } = deps;
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(db, (clientId) => clients.findMetadata(clientId)),
+    jwks: { keys: keystore.keys as NonNullable<Configuration['jwks']>['keys'] },
+    cookies: {
+      keys: deps.cookieKeys,
+      // Signed, HttpOnly, SameSite=Lax; Secure follows the issuer's scheme.
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    scopes: [...OIDC_SCOPES],
+    claims: {
+      openid: ['sub', 'auth_time', 'acr', 'amr'],
+      profile: ['name'],
+      email: ['email', 'email_verified'],
+      roles: ['roles'],
+    },
+    // Put the claims of granted scopes in the ID token too (SPEC), not only in userinfo.
+    conformIdTokenClaims: false,
+    acrValues: ['urn:gatehouse:loa:1', 'urn:gatehouse:loa:2'],
+    // Every signature follows the active key's algorithm; no per-client choice.
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: keystore.activeAlg,
+    },
+    enabledJWA: {
+      // Client assertions: asymmetric algorithms only (no HS*: secrets are hashed here).
+      clientAuthSigningAlgValues: ['ES256', 'ES384', 'PS256', 'PS384', 'RS256', 'RS384', 'EdDSA'],
+      idTokenSigningAlgValues: [keystore.activeAlg],
+    },
+    // client_secret_jwt would need the plaintext secret as an HMAC key; Gatehouse only keeps digests.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // Implicit and hybrid flows leak tokens through the front channel (RFC 9700 §2.1.2).
+    responseTypes: ['code'],
+    // PKCE S256 for every client, confidential ones included (ASVS 10.4.6).
+    pkce: { required: () => true },
+    // OIDC Core §3.1.2.1: redirect_uri is required, even with a single registered one.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    // Refresh tokens rotate on every use, so a reused one is detected and the grant revoked.
+    rotateRefreshToken: true,
+    ttl: {
+      // RFC 6749 §4.1.2 recommends at most 10 minutes; one is plenty for a redirect.
+      AuthorizationCode: 60,
+      AccessToken: config.accessTokenTtl,
+      ClientCredentials: config.accessTokenTtl,
+      IdToken: 3600,
+      // Idle lifetime per token, capped by the absolute lifetime of the chain (iiat).
+      RefreshToken: (_ctx, token) => refreshTokenTtl(config, token),
+      // An unfinished sign-in expires after 10 minutes.
+      Interaction: 600,
+      // Sessions and grants live as long as a refresh chain may.
+      Session: config.refreshTokenAbsoluteTtl,
+      Grant: config.refreshTokenAbsoluteTtl,
+      PushedAuthorizationRequest: 60,
+    },
+    features: {
+      // Gatehouse renders its own sign-in pages.
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: only the token's own client or a registered resource server learns anything.
+        allowedPolicy: async (_ctx, client, token) =>
+          clients.mayIntrospect(client.clientId) ||
+          ('clientId' in token && token.clientId === client.clientId),
+      },
+      revocation: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true },
+      dPoP: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      userinfo: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, client, oneOf) => {
+          if (oneOf) return oneOf;
+          // SPEC: a client-credentials request without `resource` uses the client's first one.
+          if (ctx.oidc.params?.grant_type === 'client_credentials')
+            return clients.resourcesOf(client.clientId)[0];
+          return undefined;
+        },
+        getResourceServerInfo: async (ctx, resource, client) =>
+          resourceServerInfo(ctx, resource, client.clientId, clients, config, keystore),
+        useGrantedResource: async () => true,
+      },
+    },
+  };
+  deps.extend?.(configuration);
+
+  const provider = new Provider(config.issuer, configuration);
+  // The issuer is fixed configuration: Gatehouse pins Host, scheme and client IP
+  // in X-Forwarded-* before handing a request over (see mount.ts).
+  provider.proxy = true;
+
+  // Client secrets are stored as SHA-256 digests (`client_secret` holds the
+  // digest), and a rotated-out secret keeps working during its grace period.
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(presented: string) {
+    const digest = sha256(presented);
+    if (this.clientSecret && digestsEqual(digest, this.clientSecret)) return true;
+    const previous = clients.previousSecretDigest(this.clientId);
+    return previous !== undefined && digestsEqual(digest, previous);
+  };
+
+  // The library's ReplayDetection.unique() is find-then-save, so two parallel
+  // uses of one client assertion (or DPoP proof) could both pass. One atomic
+  // insert decides instead; the callers turn `false` into their own error.
+  provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
+    insertIfAbsent(db, 'ReplayDetection', `${iss}${jti}`, exp - Math.floor(Date.now() / 1000));
+
+  // One 404 for every unknown path or method, whichever side would own it.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && !ctx.body) {
+      ctx.status = 404;
+      ctx.body = notFoundBody(ctx.method, ctx.path);
+    }
+  });
+  provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server error'));
+
+  return provider;
+}
+
+export function notFoundBody(method: string, path: string): { error: string; message: string } {
+  return { error: 'not_found', message: `no route for ${method} ${path}` };
+}
+
+function refreshTokenTtl(config: Readonly<Config>, token: { iiat?: number }): number {
+  const now = Math.floor(Date.now() / 1000);
+  const chainEnds = (token.iiat ?? now) + config.refreshTokenAbsoluteTtl;
+  // At least 1: oidc-provider treats 0 as "no expiry" and fails.
+  return Math.max(1, Math.min(config.refreshTokenIdleTtl, chainEnds - now));
+}
+
+function resourceServerInfo(
+  ctx: KoaContextWithOIDC,
+  resource: string,
+  clientId: string,
+  clients: ClientDirectory,
+  config: Readonly<Config>,
+  keystore: Keystore,
+) {
+  if (!clients.resourcesOf(clientId).includes(resource)) {
+    throw new errors.InvalidTarget('the client is not registered for this resource');
+  }
+  const apiScopes = clients.scopesOf(clientId).filter((scope) => !OIDC_SCOPES.has(scope));
+  const params = ctx.oidc.params as Record<string, string | undefined> | undefined;
+  if (params?.grant_type === 'client_credentials') {
+    const requested = (params.scope ?? '').split(' ').filter(Boolean);
+    const refused = requested.find((scope) => !apiScopes.includes(scope));
+    if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
+    // SPEC: asking for no scope grants every scope registered for the client.
+    if (requested.length === 0 && apiScopes.length > 0) params.scope = apiScopes.join(' ');
+  }
+  return {
+    scope: apiScopes.join(' '),
+    audience: resource,
+    accessTokenTTL: config.accessTokenTtl,
+    accessTokenFormat: 'jwt' as const,
+    jwt: { sign: { alg: keystore.activeAlg, kid: keystore.activeKid } },
+  };
+}
