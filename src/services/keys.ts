@@ -187,7 +187,8 @@ export class KeyService {
       ...(alg === 'PS256' || alg === 'RS256' ? { modulusLength: 3072 } : {}),
     });
     const privateJwk = await exportJWK(privateKey);
-    const kid = await calculateJwkThumbprint(privateJwk);
+    // The algorithm first: readable, and never a leading '-' that a shell or parser takes for a flag.
+    const kid = `${alg.toLowerCase()}-${(await calculateJwkThumbprint(privateJwk)).slice(0, 22)}`;
     const publicJwk = publicPart(privateJwk);
     const row = await tx.signingKey.create({
       data: {
