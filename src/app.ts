@@ -1,7 +1,7 @@
 // Builds the Fastify app from Gatehouse's services: security headers, the
 // mounted oidc-provider, health, and one error and not-found shape. Never
 // listens (server.ts does), so tests drive it with inject() or a listener.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Gatehouse } from './context.ts';
 import { CodedError } from './lib/errors.ts';
 import { mountProvider, pathOf } from './oidc/mount.ts';
@@ -27,7 +27,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
-    requestIdLogLabel: 'request_id',
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
     // Slow or stalled clients are cut off instead of holding sockets.
     requestTimeout: 30_000,
     return503OnClosing: true,

@@ -109,7 +109,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     logLevel: optional(env, 'LOG_LEVEL', parseLogLevel) ?? 'info',
   };
   if (production) refuseUnsafeProduction(config);
-  return Object.freeze(config);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 function refuseUnsafeProduction(config: Config): void {
@@ -263,7 +271,7 @@ export function parseRateLimits(value: string, name = 'GATEHOUSE_RATE_LIMITS'): 
   ) as unknown as RateLimits;
   for (const entry of value.split(',')) {
     const [key, spec, ...rest] = entry.trim().split('=');
-    if (!key || !spec || rest.length || !(key in limits)) {
+    if (!key || !spec || rest.length || !Object.hasOwn(limits, key)) {
       throw new ConfigError(
         `${name}: "${entry}" must be one of token|login|login_ip|admin=COUNT/WINDOW (e.g. 300/60s)`,
       );

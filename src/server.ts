@@ -49,6 +49,7 @@ export async function startServer(config: Readonly<Config>, log: FastifyBaseLogg
         return pending;
       },
     });
+    await explainFirstSteps(gatehouse);
     const jobs = startBackgroundJobs(gatehouse);
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -66,7 +67,6 @@ export async function startServer(config: Readonly<Config>, log: FastifyBaseLogg
         'the embedded database is for evaluation and one process; use DATABASE_URL (PostgreSQL) in production',
       );
     }
-    await explainFirstSteps(gatehouse);
     const ready = gatehouse;
     return {
       app,

@@ -38,7 +38,10 @@ export class KeyRing {
     const key = this.#keys.get(keyId);
     if (!key) throw new Error(`no configured encryption key matches ciphertext key ${keyId}`);
     const body = Buffer.from(bodyText, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(ivText, 'base64url'));
+    const iv = Buffer.from(ivText, 'base64url');
+    // A fixed tag length: GCM would otherwise accept truncated (forgeable) tags.
+    if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error('not a Gatehouse ciphertext');
+    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
     return Buffer.concat([

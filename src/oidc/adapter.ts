@@ -59,8 +59,9 @@ export function createAdapterFactory(db: Database, findClient: ClientMetadataLoo
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       const row = await db.oidcArtifact.findFirst({ where: { kind: this.kind, uid } });
-      // A session found by uid (backchannel logout) has no recoverable cookie
-      // value; the library only reads its contents.
+      // A session found by uid has no recoverable cookie value (jti), so the
+      // library makes up one: safe because it only reads such a session
+      // (provider.js #getInteraction, token_helpers.js checkSessionBinding), never saves it.
       return row ? restore(row, undefined) : undefined;
     }
 
@@ -111,7 +112,7 @@ const SWEEP_LOCK_ID = 4_823_772;
 
 /**
  * Deletes expired artifacts in bounded batches, each in a short transaction
- * that first takes a shared advisory lock: no delete holds long locks, and
+ * that first tries an exclusive advisory lock: no delete holds long locks, and
  * when another instance is sweeping this one stops.
  */
 export async function deleteExpiredArtifacts(
