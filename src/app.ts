@@ -7,6 +7,7 @@ import { CodedError } from './lib/errors.ts';
 import { mountProvider, pathOf } from './oidc/mount.ts';
 import { notFoundBody } from './oidc/provider.ts';
 import { healthRoutes } from './routes/health.ts';
+import { interactionRoutes } from './routes/interaction.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
 
 export interface AppOptions {
@@ -64,5 +65,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { db: gatehouse.db, pendingMigrations: options.pendingMigrations });
+  await app.register(interactionRoutes, {
+    providerHost: gatehouse.providerHost,
+    users: gatehouse.users,
+    audit: gatehouse.audit,
+    consents: gatehouse.consents,
+    csrf: gatehouse.csrf,
+    issuer: config.issuer,
+    isFirstParty: async (clientId: string) =>
+      (await gatehouse.clientDirectory.load(clientId))?.firstParty === true,
+  });
   return app;
 }

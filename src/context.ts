@@ -4,13 +4,18 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type Database } from './db/prisma.ts';
+import { CsrfTokens } from './lib/csrf.ts';
 import { KeyRing } from './lib/encryption.ts';
 import { ClientDirectory } from './oidc/client-directory.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { ProviderHost } from './oidc/provider-host.ts';
 import { AuditService } from './services/audit.ts';
 import { ClientService } from './services/clients.ts';
+import { ConsentService } from './services/consents.ts';
 import { KeyService } from './services/keys.ts';
+import { dummyHash } from './services/passwords.ts';
+import { RoleService } from './services/roles.ts';
+import { UserService } from './services/users.ts';
 
 export interface Services {
   config: Readonly<Config>;
@@ -20,12 +25,16 @@ export interface Services {
   audit: AuditService;
   keys: KeyService;
   clients: ClientService;
+  users: UserService;
+  roles: RoleService;
+  consents: ConsentService;
   close(): Promise<void>;
 }
 
 export interface Gatehouse extends Services {
   clientDirectory: ClientDirectory;
   providerHost: ProviderHost;
+  csrf: CsrfTokens;
 }
 
 export interface ServiceOptions {
@@ -49,6 +58,9 @@ export function createServices(options: ServiceOptions): Services {
     audit,
     keys: new KeyService(db, keyRing, audit),
     clients: new ClientService(db, audit),
+    users: new UserService(db, audit),
+    roles: new RoleService(db, audit),
+    consents: new ConsentService(db),
     close: () => db.$disconnect(),
   };
 }
@@ -59,6 +71,9 @@ export async function createGatehouse(
 ): Promise<Gatehouse> {
   const services = createServices(options);
   try {
+    await services.roles.ensureDefaultRoles();
+    // The first failed sign-in would otherwise pay for making the dummy hash.
+    await dummyHash();
     await services.keys.ensureActiveKey();
     const clientDirectory = new ClientDirectory(services.db);
     const providerHost = await ProviderHost.create(async () => {
@@ -70,11 +85,14 @@ export async function createGatehouse(
         keystore,
         cookieKeys: options.cookieKeys,
         clients: clientDirectory,
+        users: services.users,
+        consents: services.consents,
+        audit: services.audit,
         log: options.log,
       });
       return { provider, version };
     });
-    return { ...services, clientDirectory, providerHost };
+    return { ...services, clientDirectory, providerHost, csrf: new CsrfTokens(options.cookieKeys[0]!) };
   } catch (error) {
     await services.close();
     throw error;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
-import { runCli } from './cli/cli.test.ts';
+import { runCli } from './helpers/cli.ts';
 import { freePort } from './helpers/server.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'gatehouse.js');

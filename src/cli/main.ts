@@ -9,7 +9,9 @@ import { clientCommand } from './commands/client.ts';
 import { keyCommand } from './commands/key.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { rekeyCommand } from './commands/rekey.ts';
+import { roleCommand } from './commands/role.ts';
 import { serveCommand } from './commands/serve.ts';
+import { userCommand } from './commands/user.ts';
 import { type CommandContext, type Output, UsageError } from './support.ts';
 
 export const USAGE = `usage: gatehouse <command> [options] [--json]
@@ -21,6 +23,11 @@ commands:
                 [--scope "a b"] [--public] [--first-party] [--introspection] [--auth-method M]
                 [--jwks-uri U | --jwks FILE] [--cors-origin O]… [--ip-allow CIDR]… [--resource URI]…
   client rotate-secret CLIENT_ID [--grace SECONDS]
+  user create --email E [--name N] [--role R]… [--email-unverified] --password-stdin
+                                      the password is read from stdin, up to the first newline
+  user set-password --email E --password-stdin
+  user role add|remove --email E --role R
+  role create NAME [--description D]
   key list
   key rotate [--alg ES256|PS256|RS256|EdDSA]
   key retire KID [--force]
@@ -32,6 +39,8 @@ const COMMANDS: Record<string, (args: string[], context: CommandContext) => Prom
   serve: serveCommand,
   migrate: migrateCommand,
   client: clientCommand,
+  user: userCommand,
+  role: roleCommand,
   key: keyCommand,
   rekey: rekeyCommand,
 };

@@ -85,6 +85,7 @@ export async function withServices<T>(
       poolSize: 2,
     });
     try {
+      await services.roles.ensureDefaultRoles();
       return await work(services);
     } finally {
       await services.close();

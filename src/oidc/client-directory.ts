@@ -38,6 +38,12 @@ export class ClientDirectory {
     return toMetadata(row);
   }
 
+  /** Reads a client afresh (for code outside a protocol request, which has not looked it up yet). */
+  async load(clientId: string): Promise<ClientRow | undefined> {
+    await this.findMetadata(clientId);
+    return this.#seen.get(clientId);
+  }
+
   resourcesOf(clientId: string): string[] {
     return this.#seen.get(clientId)?.resources ?? [];
   }

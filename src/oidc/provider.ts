@@ -6,9 +6,17 @@ import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'o
 import type { Config } from '../config.ts';
 import type { Database } from '../db/prisma.ts';
 import { digestsEqual, sha256 } from '../lib/tokens.ts';
+import type { AuditService } from '../services/audit.ts';
+import type { ConsentService } from '../services/consents.ts';
+import { ID_TOKEN_TTL } from '../services/key-policy.ts';
 import type { Keystore } from '../services/keys.ts';
+import type { UserService } from '../services/users.ts';
+import { ACR_PASSWORD, ACR_SECOND_FACTOR, createExtraTokenClaims, createFindAccount } from './accounts.ts';
 import { createAdapterFactory, insertIfAbsent } from './adapter.ts';
 import { type ClientDirectory, OIDC_SCOPES } from './client-directory.ts';
+import { createLoadExistingGrant } from './grants.ts';
+import { auditProviderEvents } from './provider-events.ts';
+import { logoutSource, postLogoutSuccessSource, renderError } from './provider-pages.ts';
 
 export interface ProviderDependencies {
   config: Readonly<Config>;
@@ -16,9 +24,10 @@ export interface ProviderDependencies {
   keystore: Keystore;
   cookieKeys: string[];
   clients: ClientDirectory;
+  users: UserService;
+  consents: ConsentService;
+  audit: AuditService;
   log: FastifyBaseLogger;
-  /** Extra configuration from later capabilities (accounts, pages, policies). */
-  extend?: (configuration: Configuration) => void;
 }
 
 /** The paths oidc-provider serves; everything else belongs to Fastify. */
@@ -61,7 +70,12 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     // Put the claims of granted scopes in the ID token too (SPEC), not only in userinfo.
     conformIdTokenClaims: false,
-    acrValues: ['urn:gatehouse:loa:1', 'urn:gatehouse:loa:2'],
+    acrValues: [ACR_PASSWORD, ACR_SECOND_FACTOR],
+    findAccount: createFindAccount(deps.users),
+    extraTokenClaims: createExtraTokenClaims(deps.users),
+    loadExistingGrant: createLoadExistingGrant(clients, deps.consents),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError,
     // Every signature follows the active key's algorithm; no per-client choice.
     clientDefaults: {
       grant_types: ['authorization_code'],
@@ -89,7 +103,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       AuthorizationCode: 60,
       AccessToken: config.accessTokenTtl,
       ClientCredentials: config.accessTokenTtl,
-      IdToken: 3600,
+      IdToken: ID_TOKEN_TTL,
       // Idle lifetime per token, capped by the absolute lifetime of the chain (iiat).
       RefreshToken: (_ctx, token) => refreshTokenTtl(config, token),
       // An unfinished sign-in expires after 10 minutes.
@@ -113,7 +127,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       revocation: { enabled: true },
       pushedAuthorizationRequests: { enabled: true },
       dPoP: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       userinfo: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -126,11 +140,12 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         },
         getResourceServerInfo: async (ctx, resource, client) =>
           resourceServerInfo(ctx, resource, client.clientId, clients, config, keystore),
-        useGrantedResource: async () => true,
+        // A code exchange without `resource` gets an opaque token for userinfo;
+        // naming a granted resource gets a JWT for it (RFC 8707).
+        useGrantedResource: async () => false,
       },
     },
   };
-  deps.extend?.(configuration);
 
   const provider = new Provider(config.issuer, configuration);
   // The issuer is fixed configuration: Gatehouse pins Host, scheme and client IP
@@ -160,9 +175,16 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       ctx.body = notFoundBody(ctx.method, ctx.path);
     }
   });
+  auditProviderEvents(provider, deps.audit, deps.log, {
+    auditClientCredentials: config.auditClientCredentials,
+  });
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server error'));
 
   return provider;
+}
+
+export function adminResource(issuer: string): string {
+  return `${issuer}/admin`;
 }
 
 export function notFoundBody(method: string, path: string): { error: string; message: string } {
@@ -187,8 +209,16 @@ function resourceServerInfo(
   if (!clients.resourcesOf(clientId).includes(resource)) {
     throw new errors.InvalidTarget('the client is not registered for this resource');
   }
-  const apiScopes = clients.scopesOf(clientId).filter((scope) => !OIDC_SCOPES.has(scope));
   const params = ctx.oidc.params as Record<string, string | undefined> | undefined;
+  // SPEC: in user flows only first-party clients may ask for the admin API.
+  if (
+    resource === adminResource(config.issuer) &&
+    params?.grant_type !== 'client_credentials' &&
+    !clients.isFirstParty(clientId)
+  ) {
+    throw new errors.InvalidTarget('only first-party clients may request the admin API for a user');
+  }
+  const apiScopes = clients.scopesOf(clientId).filter((scope) => !OIDC_SCOPES.has(scope));
   if (params?.grant_type === 'client_credentials') {
     const requested = (params.scope ?? '').split(' ').filter(Boolean);
     const refused = requested.find((scope) => !apiScopes.includes(scope));

@@ -1,5 +1,8 @@
 import type { Config } from '../config.ts';
 
+/** ID token lifetime (seconds): an hour, like most providers; RPs use it once, at sign-in. */
+export const ID_TOKEN_TTL = 3600;
+
 /** How long /jwks responses may be cached by verifiers (seconds). */
 export const JWKS_CACHE_MAX_AGE = 300;
 
@@ -9,6 +12,5 @@ export const JWKS_CACHE_MAX_AGE = 300;
  * cache max-age: until both have passed, retiring it needs force (SPEC).
  */
 export function retirementSafetySeconds(config: Pick<Config, 'accessTokenTtl'>): number {
-  const idTokenTtl = 3600;
-  return Math.max(config.accessTokenTtl, idTokenTtl) + JWKS_CACHE_MAX_AGE;
+  return Math.max(config.accessTokenTtl, ID_TOKEN_TTL) + JWKS_CACHE_MAX_AGE;
 }

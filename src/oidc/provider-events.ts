@@ -1,0 +1,70 @@
+// Audit events raised from inside oidc-provider: tokens issued for user grants,
+// refresh-token reuse, revocations. Client-credentials issuance is audited
+// only when configured (a row per service token would halve throughput).
+import type { FastifyBaseLogger } from 'fastify';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditService } from '../services/audit.ts';
+
+export function auditProviderEvents(
+  provider: Provider,
+  audit: AuditService,
+  log: FastifyBaseLogger,
+  options: { auditClientCredentials: boolean },
+): void {
+  const record = (event: Parameters<AuditService['record']>[0]) =>
+    audit
+      .record(event)
+      .catch((error: unknown) => log.error({ err: error, audit: event.type }, 'audit write failed'));
+
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const grantType = String(ctx.oidc.params?.grant_type);
+    const clientId = ctx.oidc.client?.clientId;
+    if (grantType === 'client_credentials' && !options.auditClientCredentials) return;
+    const accountId = (ctx.oidc.entities.Account as { accountId?: string } | undefined)?.accountId;
+    void record({
+      type: 'token.issued',
+      actor: accountId ? `user:${accountId}` : `client:${clientId}`,
+      target: `client:${clientId}`,
+      ip: ctx.ip,
+      details: { grant_type: grantType },
+    });
+  });
+
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error_detail?: string }) => {
+    if (error.error_detail !== 'refresh token already used') return;
+    const token = ctx.oidc.entities.RefreshToken as { accountId?: string; grantId?: string } | undefined;
+    void record({
+      type: 'refresh_token.reuse_detected',
+      actor: `client:${ctx.oidc.client?.clientId}`,
+      target: token?.accountId ? `user:${token.accountId}` : undefined,
+      ip: ctx.ip,
+      details: { grant_revoked: true },
+    });
+  });
+
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+    void record({
+      type: 'token.revoked',
+      actor: ctx.oidc.client ? `client:${ctx.oidc.client.clientId}` : 'system',
+      ip: ctx.ip,
+      target: `grant:${grantId}`,
+      details: { route: ctx.oidc.route },
+    });
+  });
+
+  // Revocation of a single token (RFC 7009): only when a token was actually found.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'revocation' || ctx.status !== 200) return;
+    const entities = ctx.oidc.entities as Record<string, unknown>;
+    const kind = ['AccessToken', 'RefreshToken', 'ClientCredentials'].find((name) => entities[name]);
+    if (!kind) return;
+    void record({
+      type: 'token.revoked',
+      actor: `client:${ctx.oidc.client?.clientId}`,
+      ip: ctx.ip,
+      details: { token_type: kind },
+    });
+  });
+}
