@@ -124,7 +124,12 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           clients.mayIntrospect(client.clientId) ||
           ('clientId' in token && token.clientId === client.clientId),
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens; anything else is a silent no-op.
+        allowedPolicy: async (_ctx, client, token) =>
+          'clientId' in token && token.clientId === client.clientId,
+      },
       pushedAuthorizationRequests: { enabled: true },
       dPoP: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
@@ -191,7 +196,7 @@ export function notFoundBody(method: string, path: string): { error: string; mes
   return { error: 'not_found', message: `no route for ${method} ${path}` };
 }
 
-function refreshTokenTtl(config: Readonly<Config>, token: { iiat?: number }): number {
+export function refreshTokenTtl(config: Readonly<Config>, token: { iiat?: number }): number {
   const now = Math.floor(Date.now() / 1000);
   const chainEnds = (token.iiat ?? now) + config.refreshTokenAbsoluteTtl;
   // At least 1: oidc-provider treats 0 as "no expiry" and fails.
