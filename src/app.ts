@@ -68,6 +68,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(interactionRoutes, {
     providerHost: gatehouse.providerHost,
     users: gatehouse.users,
+    lockout: gatehouse.lockout,
     audit: gatehouse.audit,
     consents: gatehouse.consents,
     csrf: gatehouse.csrf,

@@ -13,6 +13,7 @@ import { AuditService } from './services/audit.ts';
 import { ClientService } from './services/clients.ts';
 import { ConsentService } from './services/consents.ts';
 import { KeyService } from './services/keys.ts';
+import { AccountLockout } from './services/lockout.ts';
 import { dummyHash } from './services/passwords.ts';
 import { RoleService } from './services/roles.ts';
 import { UserService } from './services/users.ts';
@@ -28,6 +29,7 @@ export interface Services {
   users: UserService;
   roles: RoleService;
   consents: ConsentService;
+  lockout: AccountLockout;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export function createServices(options: ServiceOptions): Services {
   const db = createDatabase(options.databaseUrl, options.poolSize);
   const keyRing = new KeyRing(options.encryptionKeys);
   const audit = new AuditService(db, options.log);
+  const lockout = new AccountLockout(db, audit);
   return {
     config: options.config,
     log: options.log,
@@ -58,7 +61,8 @@ export function createServices(options: ServiceOptions): Services {
     audit,
     keys: new KeyService(db, keyRing, audit),
     clients: new ClientService(db, audit),
-    users: new UserService(db, audit),
+    users: new UserService(db, audit, { lockout }),
+    lockout,
     roles: new RoleService(db, audit),
     consents: new ConsentService(db),
     close: () => db.$disconnect(),

@@ -11,6 +11,7 @@ import { ACR_PASSWORD } from '../oidc/accounts.ts';
 import type { ProviderHost } from '../oidc/provider-host.ts';
 import type { AuditService } from '../services/audit.ts';
 import type { ConsentService } from '../services/consents.ts';
+import type { AccountLockout } from '../services/lockout.ts';
 import type { UserService } from '../services/users.ts';
 import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import { consentPage, errorPage, loginPage, type ScopeDescription } from '../views/pages.ts';
@@ -18,6 +19,7 @@ import { consentPage, errorPage, loginPage, type ScopeDescription } from '../vie
 export interface InteractionDependencies {
   providerHost: ProviderHost;
   users: UserService;
+  lockout: AccountLockout;
   audit: AuditService;
   consents: ConsentService;
   csrf: CsrfTokens;
@@ -207,7 +209,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
       const details = await load(request, reply);
       if (details.prompt.name !== 'login') throw EXPIRED();
       const { username, password } = request.body;
-      const outcome = await deps.users.authenticate(username, password);
+      const outcome = await deps.users.authenticate(username, password, request.ip);
       if (!outcome.ok) {
         await deps.audit.record({
           type: 'login.failure',
@@ -230,6 +232,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
           }),
         );
       }
+      await deps.lockout.succeed(outcome.user.id);
       await deps.audit.record({
         type: 'login.success',
         actor: `user:${outcome.user.id}`,

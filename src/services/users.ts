@@ -7,6 +7,7 @@ import { CodedError, invalidInput } from '../lib/errors.ts';
 import { hasControlCharacters } from '../lib/text.ts';
 import type { AuditService } from './audit.ts';
 import type { Actor } from './clients.ts';
+import type { AccountLockout } from './lockout.ts';
 import {
   argon2idHasher,
   checkPasswordPolicy,
@@ -48,7 +49,7 @@ export interface UserRecord {
   totpEnabled: boolean;
 }
 
-export type AuthenticationFailure = 'unknown_user' | 'bad_password' | 'disabled' | 'no_password';
+export type AuthenticationFailure = 'unknown_user' | 'bad_password' | 'disabled' | 'no_password' | 'locked';
 
 /**
  * `reason` is for the audit log only: whatever it is, callers show one generic
@@ -76,12 +77,21 @@ export class UserService {
   readonly #db: Database;
   readonly #audit: AuditService;
   readonly #hasher: PasswordHasher;
+  readonly #lockout: AccountLockout | undefined;
 
-  /** `options.hasher` exists for tests, which observe the argon2 calls through a spy. */
-  constructor(db: Database, audit: AuditService, options: { hasher?: PasswordHasher } = {}) {
+  /**
+   * `options.hasher` exists for tests, which observe the argon2 calls through a
+   * spy. With `options.lockout`, sign-in attempts count towards account lockout.
+   */
+  constructor(
+    db: Database,
+    audit: AuditService,
+    options: { hasher?: PasswordHasher; lockout?: AccountLockout } = {},
+  ) {
     this.#db = db;
     this.#audit = audit;
     this.#hasher = options.hasher ?? argon2idHasher;
+    this.#lockout = options.lockout;
   }
 
   async create(input: UserInput, by: Actor): Promise<{ id: string; email: string; roles: string[] }> {
@@ -219,9 +229,9 @@ export class UserService {
    * A successful sign-in whose hash was made with older parameters stores a
    * fresh hash. Lockout and rate limits are the caller's.
    */
-  async authenticate(email: unknown, password: unknown): Promise<AuthenticationResult> {
+  async authenticate(email: unknown, password: unknown, ip?: string): Promise<AuthenticationResult> {
     const user = await this.findByEmail(email);
-    const refusal: AuthenticationFailure | undefined = !user
+    let refusal: AuthenticationFailure | undefined = !user
       ? 'unknown_user'
       : user.disabled
         ? 'disabled'
@@ -231,12 +241,22 @@ export class UserService {
     if (typeof password !== 'string' || isOversizedPassword(password)) {
       return failure(refusal ?? 'bad_password', user);
     }
+    // Reserve the attempt before checking it (the same query runs for unknown users).
+    if (this.#lockout && !(await this.#lockout.reserve(refusal === undefined ? user?.id : undefined))) {
+      if (refusal === undefined && user) {
+        await this.#lockout.fail(user.id, ip);
+        refusal = 'locked';
+      }
+    }
     // Awaited on every path (it is memoised), so no branch skips or adds work.
     const dummy = await this.#hasher.dummyHash();
     const hash = refusal === undefined && user?.passwordHash ? user.passwordHash : dummy;
     const matches = await this.#hasher.verify(hash, password);
     if (refusal !== undefined || !user) return failure(refusal ?? 'unknown_user', user);
-    if (!matches) return failure('bad_password', user);
+    if (!matches) {
+      await this.#lockout?.fail(user.id, ip);
+      return failure('bad_password', user);
+    }
     if (this.#hasher.needsRehash(hash)) {
       const fresh = await this.#rehash(user.id, hash, password);
       if (fresh) return { ok: true, user: { ...user, passwordHash: fresh } };
