@@ -223,6 +223,16 @@ t.test('authorization code flow', async (t) => {
         headers: { origin: 'https://evil.example.com' },
       });
       t.equal(crossSite.status, 403, 'a form posted from another origin is refused');
+      const nullOrigin = await agent.request(action, {
+        form: { csrf, username: 'alice@example.com', password: PASSWORD },
+        headers: { origin: 'null', 'sec-fetch-site': 'cross-site' },
+      });
+      t.equal(nullOrigin.status, 403, 'Origin: null from another site is refused');
+      const nullAlone = await agent.request(action, {
+        form: { csrf, username: 'alice@example.com', password: PASSWORD },
+        headers: { origin: 'null' },
+      });
+      t.equal(nullAlone.status, 403, "Origin: null without the browser's same-origin marker is refused");
 
       const wrong = await agent.request(action, {
         form: { csrf, username: 'alice@example.com', password: 'wrong password here' },
