@@ -113,6 +113,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       Grant: config.refreshTokenAbsoluteTtl,
       PushedAuthorizationRequest: 60,
     },
+    // Browsers may call token, userinfo and revocation only from origins the client registered.
+    clientBasedCORS: (_ctx, origin, client) => clients.corsOriginsOf(client.clientId).includes(origin),
     features: {
       // Gatehouse renders its own sign-in pages.
       devInteractions: { enabled: false },

@@ -194,6 +194,38 @@ t.test('authorization code flow', async (t) => {
   });
 
   await t.test(
+    'a double-submitted or expired sign-in form gets a clear 400 page and changes nothing',
+    async (t) => {
+      const agent = new Agent();
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT,
+        scope: 'openid',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      });
+      const login = await agent.follow(await agent.request(url.toString()), issuer);
+      const action = new URL(formActionOf(login.body), issuer).toString();
+      const form = { csrf: csrfOf(login.body), username: 'alice@example.com', password: PASSWORD };
+      const first = await agent.request(action, { form });
+      t.equal(first.status, 303);
+      await agent.follow(first, issuer);
+      const again = await agent.request(action, { form });
+      t.equal(again.status, 400, 'the same form again, after the flow moved on');
+      t.match(again.body, /expired or was already used/);
+
+      const second = new Agent();
+      const page = await second.follow(await second.request(url.toString()), issuer);
+      const uid = new URL(formActionOf(page.body), issuer).pathname.split('/')[2]!;
+      await gatehouse.db.oidcArtifact.updateMany({
+        where: { kind: 'Interaction' },
+        data: { expiresAt: new Date(Date.now() - 1000) },
+      });
+      const expired = await second.request(`${issuer}/interaction/${uid}`);
+      t.equal(expired.status, 400, 'an expired interaction');
+      t.match(expired.body, /expired/);
+    },
+  );
+  await t.test(
     'sign-in pages: headers, CSRF, and the same answer for unknown user and wrong password',
     async (t) => {
       const agent = new Agent();
