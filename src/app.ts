@@ -9,6 +9,7 @@ import { notFoundBody } from './oidc/provider.ts';
 import { healthRoutes } from './routes/health.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
+import { PendingSignIns } from './services/pending-sign-ins.ts';
 
 export interface AppOptions {
   gatehouse: Gatehouse;
@@ -68,6 +69,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(interactionRoutes, {
     providerHost: gatehouse.providerHost,
     users: gatehouse.users,
+    mfa: gatehouse.mfa,
+    pending: new PendingSignIns(gatehouse.db),
     lockout: gatehouse.lockout,
     audit: gatehouse.audit,
     consents: gatehouse.consents,

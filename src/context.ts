@@ -14,6 +14,7 @@ import { ClientService } from './services/clients.ts';
 import { ConsentService } from './services/consents.ts';
 import { KeyService } from './services/keys.ts';
 import { AccountLockout } from './services/lockout.ts';
+import { MfaService } from './services/mfa.ts';
 import { dummyHash } from './services/passwords.ts';
 import { RoleService } from './services/roles.ts';
 import { UserService } from './services/users.ts';
@@ -27,6 +28,7 @@ export interface Services {
   keys: KeyService;
   clients: ClientService;
   users: UserService;
+  mfa: MfaService;
   roles: RoleService;
   consents: ConsentService;
   lockout: AccountLockout;
@@ -63,6 +65,7 @@ export function createServices(options: ServiceOptions): Services {
     clients: new ClientService(db, audit),
     users: new UserService(db, audit, { lockout }),
     lockout,
+    mfa: new MfaService(db, keyRing, audit),
     roles: new RoleService(db, audit),
     consents: new ConsentService(db),
     close: () => db.$disconnect(),

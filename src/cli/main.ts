@@ -27,6 +27,7 @@ commands:
                                       the password is read from stdin, up to the first newline
   user set-password --email E --password-stdin
   user role add|remove --email E --role R
+  user mfa enroll --email E           enrol TOTP: prints the secret, otpauth URL and 10 recovery codes once
   role create NAME [--description D]
   key list
   key rotate [--alg ES256|PS256|RS256|EdDSA]

@@ -11,19 +11,20 @@ export function mountProvider(app: FastifyInstance, host: ProviderHost, issuer: 
   const scheme = issuerUrl.protocol.slice(0, -1);
 
   app.addHook('onRequest', (request, reply, done) => {
-    const pathname = pathOf(request.url);
-    if (!isProviderPath(pathname)) {
-      done();
-      return;
-    }
     // The issuer is configuration, never the request's Host (BR-9): pin what
-    // the provider derives URLs, cookie security and the client IP from.
+    // the provider derives URLs, cookie security and the client IP from, on
+    // every request (the sign-in pages use the provider's cookies too).
+    // request.ip is read first, under Fastify's trust-proxy rules.
     const headers = request.raw.headers;
+    headers['x-forwarded-for'] = request.ip;
     headers.host = issuerUrl.host;
     headers['x-forwarded-host'] = issuerUrl.host;
     headers['x-forwarded-proto'] = scheme;
-    headers['x-forwarded-for'] = request.ip;
     delete headers.forwarded;
+    if (!isProviderPath(pathOf(request.url))) {
+      done();
+      return;
+    }
     reply.hijack();
     host.handle(request.raw, reply.raw).catch((error: unknown) => {
       request.log.error({ err: error }, 'oidc-provider failed to handle a request');

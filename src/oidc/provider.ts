@@ -2,7 +2,12 @@
 // each of its defaults that Gatehouse must change (see SECURITY-CATALOGUE §0
 // and lib/helpers/defaults.js), with the reason beside it.
 import type { FastifyBaseLogger } from 'fastify';
-import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  type Configuration,
+  errors,
+  interactionPolicy,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/prisma.ts';
 import { digestsEqual, sha256 } from '../lib/tokens.ts';
@@ -74,7 +79,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     findAccount: createFindAccount(deps.users),
     extraTokenClaims: createExtraTokenClaims(deps.users),
     loadExistingGrant: createLoadExistingGrant(clients, deps.consents),
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
     renderError,
     // Every signature follows the active key's algorithm; no per-client choice.
     clientDefaults: {
@@ -188,6 +193,26 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server error'));
 
   return provider;
+}
+
+/**
+ * The library's prompts, plus step-up: acr_values that are not essential
+ * never prompt by themselves, so a relying party asking for
+ * urn:gatehouse:loa:2 gets the login prompt (and there the second factor)
+ * whenever the session signed in without one.
+ */
+function signInPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('acr_step_up', 'a second factor is requested', (ctx) => {
+      const requested = String(ctx.oidc.params?.acr_values ?? '').split(' ');
+      const session = ctx.oidc.session as { acr?: string } | undefined;
+      return requested.includes(ACR_SECOND_FACTOR) && session?.acr !== ACR_SECOND_FACTOR
+        ? interactionPolicy.Check.REQUEST_PROMPT
+        : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
 }
 
 export function adminResource(issuer: string): string {

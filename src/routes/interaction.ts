@@ -7,18 +7,32 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant, InteractionResults } from 'oidc-provider';
 import type { CsrfTokens } from '../lib/csrf.ts';
-import { ACR_PASSWORD } from '../oidc/accounts.ts';
+import { CodedError } from '../lib/errors.ts';
+import { ACR_PASSWORD, ACR_SECOND_FACTOR } from '../oidc/accounts.ts';
 import type { ProviderHost } from '../oidc/provider-host.ts';
 import type { AuditService } from '../services/audit.ts';
 import type { ConsentService } from '../services/consents.ts';
 import type { AccountLockout } from '../services/lockout.ts';
+import type { MfaService } from '../services/mfa.ts';
+import { MAX_WRONG_CODES, type PendingSignIn, type PendingSignIns } from '../services/pending-sign-ins.ts';
+import { normaliseCode, otpauthUrl, qrCodeSvg } from '../services/totp.ts';
 import type { UserService } from '../services/users.ts';
 import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
-import { consentPage, errorPage, loginPage, type ScopeDescription } from '../views/pages.ts';
+import {
+  consentPage,
+  enrolmentPage,
+  errorPage,
+  loginPage,
+  recoveryCodesPage,
+  type ScopeDescription,
+  secondFactorPage,
+} from '../views/pages.ts';
 
 export interface InteractionDependencies {
   providerHost: ProviderHost;
   users: UserService;
+  mfa: MfaService;
+  pending: PendingSignIns;
   lockout: AccountLockout;
   audit: AuditService;
   consents: ConsentService;
@@ -29,6 +43,8 @@ export interface InteractionDependencies {
 
 /** Shown for every failed sign-in, whatever the cause (SPEC: no account enumeration). */
 export const SIGN_IN_FAILED = 'Incorrect email or password.';
+export const CODE_FAILED = 'That code did not work. Try again.';
+const CODE_MALFORMED = 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.';
 
 const STYLESHEET = readFileSync(new URL('../views/styles.css', import.meta.url), 'utf8');
 
@@ -72,6 +88,13 @@ const loginBody = {
     password: { type: 'string', maxLength: 1024 },
   },
   required: ['username', 'password'],
+  additionalProperties: false,
+} as const;
+
+const codeBody = {
+  type: 'object',
+  properties: { csrf: { type: 'string', maxLength: 128 }, code: { type: 'string', maxLength: 64 } },
+  required: ['code'],
   additionalProperties: false,
 } as const;
 
@@ -177,12 +200,16 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
       const action = (step: string) => `/interaction/${details.uid}/${step}`;
       const csrf = deps.csrf.issue(details.uid);
       switch (details.prompt.name) {
-        case 'login':
+        case 'login': {
+          const pending = (await deps.pending.get(details.uid)) ?? (await startStepUp(details));
+          if (pending?.stage === 'enrolled') return completeSignIn(request, reply, details, pending, 'otp');
+          if (pending) return renderSecondStep(reply, details, pending, 200);
           return sendPage(
             reply,
             200,
             loginPage({ action: action('login'), csrf, clientName, email: loginHint(details) }),
           );
+        }
         case 'consent': {
           if (await deps.isFirstParty(String(details.params.client_id))) {
             return finish(request, reply, { consent: { grantId: await grantConsent(details) } }, true);
@@ -240,22 +267,234 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
           }),
         );
       }
-      await deps.lockout.succeed(outcome.user.id);
-      await deps.audit.record({
-        type: 'login.success',
-        actor: `user:${outcome.user.id}`,
-        target: `client:${details.params.client_id}`,
-        ip: request.ip,
-        details: { amr: ['pwd'] },
-      });
-      return finish(
-        request,
+      const { user } = outcome;
+      const mustUseSecondFactor =
+        user.totpEnabled || user.mfaRequired || user.roles.includes('admin') || asksForSecondFactor(details);
+      if (!mustUseSecondFactor) {
+        await deps.lockout.succeed(user.id);
+        await recordSignIn(request, details, user.id, ['pwd']);
+        return finish(
+          request,
+          reply,
+          { login: { accountId: user.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true } },
+          false,
+        );
+      }
+      const pending: PendingSignIn = user.totpEnabled
+        ? { userId: user.id, stage: 'verify', wrongCodes: 0, password: true }
+        : {
+            userId: user.id,
+            stage: 'enrol',
+            wrongCodes: 0,
+            password: true,
+            pendingSecret: (await deps.mfa.beginEnrolment(user.id)).pendingSecret,
+          };
+      await deps.pending.save(details.uid, pending);
+      return reply
+        .code(303)
+        .header('location', `/interaction/${details.uid}`)
+        .header('cache-control', 'no-store')
+        .send();
+    },
+  );
+
+  app.post<{ Params: { uid: string }; Body: { csrf?: string; code: string } }>(
+    '/interaction/:uid/mfa',
+    { schema: { params: uidParams, body: codeBody } },
+    async (request, reply) => {
+      checkForm(request);
+      const details = await load(request, reply);
+      const pending = await deps.pending.get(details.uid);
+      if (details.prompt.name !== 'login' || pending?.stage !== 'verify') throw EXPIRED();
+      if (!normaliseCode(request.body.code))
+        return renderSecondStep(reply, details, pending, 400, CODE_MALFORMED);
+      const by = { actor: `user:${pending.userId}`, ip: request.ip };
+      // Wrong codes count towards the account lockout; a locked account's codes are not even checked.
+      const allowed = await deps.lockout.reserve(pending.userId);
+      const result = allowed
+        ? await deps.mfa.verifySecondFactor(pending.userId, request.body.code, by)
+        : undefined;
+      if (result?.ok)
+        return completeSignIn(request, reply, details, pending, result.method === 'otp' ? 'otp' : 'mfa');
+      if (!result) {
+        await deps.audit.record({
+          type: 'mfa.failure',
+          actor: by.actor,
+          target: by.actor,
+          ip: request.ip,
+          details: { reason: 'locked' },
+        });
+      }
+      await deps.lockout.fail(pending.userId, request.ip);
+      const wrongCodes = pending.wrongCodes + 1;
+      if (wrongCodes >= MAX_WRONG_CODES) {
+        await deps.pending.clear(details.uid);
+        return sendPage(
+          reply,
+          401,
+          loginPage({
+            action: `/interaction/${details.uid}/login`,
+            csrf: deps.csrf.issue(details.uid),
+            clientName: await clientNameOf(details),
+            error: 'Too many wrong codes. Sign in again.',
+          }),
+        );
+      }
+      await deps.pending.save(details.uid, { ...pending, wrongCodes });
+      return renderSecondStep(reply, details, { ...pending, wrongCodes }, 401, CODE_FAILED);
+    },
+  );
+
+  app.post<{ Params: { uid: string }; Body: { csrf?: string; code: string } }>(
+    '/interaction/:uid/enrol',
+    { schema: { params: uidParams, body: codeBody } },
+    async (request, reply) => {
+      checkForm(request);
+      const details = await load(request, reply);
+      const pending = await deps.pending.get(details.uid);
+      if (details.prompt.name !== 'login' || pending?.stage !== 'enrol') throw EXPIRED();
+      const secret = deps.mfa.openPendingSecret(pending.userId, pending.pendingSecret);
+      if (!secret) {
+        const fresh = {
+          ...pending,
+          pendingSecret: (await deps.mfa.beginEnrolment(pending.userId)).pendingSecret,
+        };
+        await deps.pending.save(details.uid, fresh);
+        return renderSecondStep(
+          reply,
+          details,
+          fresh,
+          400,
+          'The setup expired. Scan this new code and try again.',
+        );
+      }
+      if (!normaliseCode(request.body.code))
+        return renderSecondStep(reply, details, pending, 400, CODE_MALFORMED);
+      let recoveryCodes: string[];
+      try {
+        ({ recoveryCodes } = await deps.mfa.completeEnrolment(pending.userId, secret, request.body.code, {
+          actor: `user:${pending.userId}`,
+          ip: request.ip,
+        }));
+      } catch (error) {
+        if (!(error instanceof CodedError) || error.statusCode >= 500) throw error;
+        return renderSecondStep(
+          reply,
+          details,
+          pending,
+          401,
+          'That code did not work. Check the time on your device and try again.',
+        );
+      }
+      await deps.pending.save(details.uid, { ...pending, stage: 'enrolled', pendingSecret: undefined });
+      return sendPage(
         reply,
-        { login: { accountId: outcome.user.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true } },
-        false,
+        200,
+        recoveryCodesPage({
+          action: `/interaction/${details.uid}/continue`,
+          csrf: deps.csrf.issue(details.uid),
+          codes: recoveryCodes,
+        }),
       );
     },
   );
+
+  app.post<{ Params: { uid: string }; Body: { csrf?: string } }>(
+    '/interaction/:uid/continue',
+    { schema: { params: uidParams, body: csrfBody } },
+    async (request, reply) => {
+      checkForm(request);
+      const details = await load(request, reply);
+      const pending = await deps.pending.get(details.uid);
+      if (details.prompt.name !== 'login' || pending?.stage !== 'enrolled') throw EXPIRED();
+      return completeSignIn(request, reply, details, pending, 'otp');
+    },
+  );
+
+  /** A step-up (acr_values asks for a second factor) of a session that signed in with a password only. */
+  async function startStepUp(details: Details): Promise<PendingSignIn | undefined> {
+    const accountId = details.session?.accountId;
+    const reasons = details.prompt.reasons;
+    if (!accountId || !reasons.includes('acr_step_up') || reasons.some((reason) => reason !== 'acr_step_up'))
+      return undefined;
+    const user = await deps.users.findById(accountId);
+    if (!user || user.disabled) return undefined;
+    const pending: PendingSignIn = user.totpEnabled
+      ? { userId: user.id, stage: 'verify', wrongCodes: 0, password: false }
+      : {
+          userId: user.id,
+          stage: 'enrol',
+          wrongCodes: 0,
+          password: false,
+          pendingSecret: (await deps.mfa.beginEnrolment(user.id)).pendingSecret,
+        };
+    await deps.pending.save(details.uid, pending);
+    return pending;
+  }
+
+  async function renderSecondStep(
+    reply: FastifyReply,
+    details: Details,
+    pending: PendingSignIn,
+    status: number,
+    error?: string,
+  ) {
+    const csrf = deps.csrf.issue(details.uid);
+    const clientName = await clientNameOf(details);
+    if (pending.stage === 'verify') {
+      return sendPage(
+        reply,
+        status,
+        secondFactorPage({ action: `/interaction/${details.uid}/mfa`, csrf, clientName, error }),
+      );
+    }
+    const user = await deps.users.findById(pending.userId);
+    const secret = deps.mfa.openPendingSecret(pending.userId, pending.pendingSecret);
+    if (!user || !secret) throw EXPIRED();
+    const qrSvg = await qrCodeSvg(otpauthUrl({ secret, email: user.email, issuer: 'Gatehouse' }));
+    return sendPage(
+      reply,
+      status,
+      enrolmentPage({
+        action: `/interaction/${details.uid}/enrol`,
+        csrf,
+        clientName,
+        secret,
+        qrSvg,
+        error,
+        required: true,
+      }),
+    );
+  }
+
+  async function completeSignIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    details: Details,
+    pending: PendingSignIn,
+    second: 'otp' | 'mfa',
+  ) {
+    await deps.pending.clear(details.uid);
+    await deps.lockout.succeed(pending.userId);
+    const amr = ['pwd', second];
+    await recordSignIn(request, details, pending.userId, amr);
+    return finish(
+      request,
+      reply,
+      { login: { accountId: pending.userId, acr: ACR_SECOND_FACTOR, amr, remember: true } },
+      false,
+    );
+  }
+
+  async function recordSignIn(request: FastifyRequest, details: Details, userId: string, amr: string[]) {
+    await deps.audit.record({
+      type: 'login.success',
+      actor: `user:${userId}`,
+      target: `client:${details.params.client_id}`,
+      ip: request.ip,
+      details: { amr },
+    });
+  }
 
   app.post<{ Params: { uid: string }; Body: { csrf?: string } }>(
     '/interaction/:uid/confirm',
@@ -337,6 +576,12 @@ function describeConsent(details: Details): {
       scopes.push({ scope, description: `Use ${scope} at ${new URL(resource).host || resource}` });
   }
   return { scopes, resources, offline: oidcScopes.includes('offline_access') };
+}
+
+/** The relying party asked for a second factor (acr_values=urn:gatehouse:loa:2). */
+function asksForSecondFactor(details: Details): boolean {
+  const values = details.params.acr_values;
+  return typeof values === 'string' && values.split(' ').includes(ACR_SECOND_FACTOR);
 }
 
 function loginHint(details: Details): string | undefined {

@@ -90,3 +90,69 @@ export function loggedOutPage(options: { clientName?: string | undefined }): str
 <p>${options.clientName ? html`You have been signed out of ${options.clientName} and Gatehouse.` : 'You have been signed out of Gatehouse.'} You can close this window.</p>`,
   });
 }
+
+export function secondFactorPage(form: FormContext & { error?: string | undefined }): string {
+  return page({
+    title: 'Two-step verification',
+    body: html`<h1>Two-step verification</h1>
+${clientLine(form.clientName)}
+${errorNotice(form.error)}
+<form method="post" action="${form.action}" novalidate>
+  <input type="hidden" name="csrf" value="${form.csrf}">
+  <label for="code">Code from your authenticator app, or a recovery code</label>
+  <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus maxlength="64" spellcheck="false">
+  <button type="submit">Verify</button>
+</form>`,
+  });
+}
+
+export function enrolmentPage(
+  form: FormContext & {
+    secret: string;
+    qrSvg: string;
+    pending?: string | undefined;
+    error?: string | undefined;
+    required: boolean;
+  },
+): string {
+  return page({
+    title: 'Set up two-step verification',
+    wide: true,
+    body: html`<h1>Set up two-step verification</h1>
+${clientLine(form.clientName)}
+<p>${form.required ? 'Your account needs a second factor before you can continue. ' : ''}Scan this code with an authenticator app (such as Aegis, Google Authenticator or 1Password), or type the key below into it.</p>
+<div class="qr">${new Html(form.qrSvg)}</div>
+<p>Key: <span id="totp-secret" class="secret">${form.secret}</span></p>
+${errorNotice(form.error)}
+<form method="post" action="${form.action}" novalidate>
+  <input type="hidden" name="csrf" value="${form.csrf}">
+  ${form.pending ? html`<input type="hidden" name="pending" value="${form.pending}">` : ''}
+  <label for="code">Enter the 6-digit code the app shows</label>
+  <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus maxlength="64" spellcheck="false">
+  <button type="submit">Turn on two-step verification</button>
+</form>`,
+  });
+}
+
+export function recoveryCodesPage(form: {
+  action?: string | undefined;
+  csrf?: string | undefined;
+  codes: string[];
+}): string {
+  return page({
+    title: 'Recovery codes',
+    wide: true,
+    body: html`<h1>Save your recovery codes</h1>
+<p>Each code signs you in once if you lose your authenticator. They are shown only now: store them somewhere safe.</p>
+<ul id="recovery-codes" class="codes">
+${form.codes.map((code) => html`  <li>${code}</li>\n`)}</ul>
+${
+  form.action
+    ? html`<form method="post" action="${form.action}">
+  <input type="hidden" name="csrf" value="${form.csrf ?? ''}">
+  <button type="submit">I have saved them, continue</button>
+</form>`
+    : html`<p>Two-step verification is on. You can close this page.</p>`
+}`,
+  });
+}

@@ -1,6 +1,6 @@
-// `gatehouse user …`: accounts, passwords and role assignments. Passwords are
-// only ever read from stdin (never a flag: flags show up in `ps` and shell
-// history) and are never printed.
+// `gatehouse user …`: accounts, passwords, role assignments and TOTP
+// enrolment. Passwords are only ever read from stdin (never a flag: flags show
+// up in `ps` and shell history) and are never printed.
 import { invalidInput } from '../../lib/errors.ts';
 import { type CommandContext, parse, print, UsageError, withServices } from '../support.ts';
 
@@ -16,9 +16,11 @@ export async function userCommand(args: string[], context: CommandContext): Prom
       return setPassword(rest, context);
     case 'role':
       return changeRole(rest, context);
+    case 'mfa':
+      return mfa(rest, context);
     default:
       throw new UsageError(
-        action ? `unknown user command "${action}"` : 'user needs create, set-password or role',
+        action ? `unknown user command "${action}"` : 'user needs create, set-password, role or mfa',
       );
   }
 }
@@ -88,6 +90,39 @@ async function changeRole(args: string[], context: CommandContext): Promise<void
     context,
     { id: user.id, email: user.email, roles: user.roles },
     `${user.email} now has roles: ${user.roles.join(', ') || '(none)'}`,
+  );
+}
+
+/**
+ * Enrols a TOTP factor without a code (SPEC `user mfa enroll`): the operator
+ * hands the secret or the otpauth URL and the recovery codes to the user.
+ * They are printed this once and stored only encrypted (the secret) or hashed
+ * (the codes). Replaces any factor the user had.
+ */
+async function mfa(args: string[], context: CommandContext): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== 'enroll') {
+    throw new UsageError(action ? `unknown user mfa command "${action}"` : 'user mfa needs enroll');
+  }
+  const { values } = parse(rest, { email: { type: 'string' } });
+  if (!values.email) throw new UsageError('user mfa enroll needs --email');
+  const enrolment = await withServices(context, (services) =>
+    services.mfa.enrollForOperator(values.email!, { actor: 'cli' }),
+  );
+  print(
+    context,
+    {
+      secret: enrolment.secret,
+      otpauth_url: enrolment.otpauthUrl,
+      recovery_codes: enrolment.recoveryCodes,
+    },
+    [
+      `TOTP enrolled for ${enrolment.email} (${enrolment.userId})`,
+      `secret: ${enrolment.secret}`,
+      `otpauth URL: ${enrolment.otpauthUrl}`,
+      'recovery codes (each works once; shown only now):',
+      ...enrolment.recoveryCodes.map((code) => `  ${code}`),
+    ].join('\n'),
   );
 }
 
