@@ -6,6 +6,7 @@ import type { Gatehouse } from './context.ts';
 import { CodedError } from './lib/errors.ts';
 import { mountProvider, pathOf } from './oidc/mount.ts';
 import { notFoundBody } from './oidc/provider.ts';
+import { accountRoutes } from './routes/account.ts';
 import { healthRoutes } from './routes/health.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
@@ -78,6 +79,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     issuer: config.issuer,
     isFirstParty: async (clientId: string) =>
       (await gatehouse.clientDirectory.load(clientId))?.firstParty === true,
+  });
+  await app.register(accountRoutes, {
+    providerHost: gatehouse.providerHost,
+    users: gatehouse.users,
+    mfa: gatehouse.mfa,
+    csrf: gatehouse.csrf,
+    issuer: config.issuer,
   });
   return app;
 }
