@@ -9,6 +9,8 @@ import { notFoundBody } from './oidc/provider.ts';
 import { accountRoutes } from './routes/account.ts';
 import { healthRoutes } from './routes/health.ts';
 import { interactionRoutes } from './routes/interaction.ts';
+import { registerProtocolGuard } from './routes/protocol-guard.ts';
+import { registerRateLimits } from './routes/rate-limits.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
 import { PendingSignIns } from './services/pending-sign-ins.ts';
 
@@ -39,6 +41,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   registerSecurityHeaders(app, config.issuer);
+  const limiter = await registerRateLimits(app, config.rateLimits, {
+    redisUrl: config.redisUrl,
+    log: gatehouse.log,
+    issuer: config.issuer,
+  });
+  app.addHook('onClose', () => limiter.close());
+  registerProtocolGuard(app, { clients: gatehouse.clientDirectory, limiter });
   mountProvider(app, gatehouse.providerHost, config.issuer);
 
   app.setErrorHandler((error, request, reply) => {
@@ -72,6 +81,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     users: gatehouse.users,
     mfa: gatehouse.mfa,
     pending: new PendingSignIns(gatehouse.db),
+    limiter,
     lockout: gatehouse.lockout,
     audit: gatehouse.audit,
     consents: gatehouse.consents,

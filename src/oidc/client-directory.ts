@@ -16,11 +16,14 @@ export const OIDC_SCOPES: ReadonlySet<string> = new Set([
 ]);
 
 const CLIENT_ID_SHAPE = /^[\x21-\x7e]{1,255}$/;
+/** How long the set of registered CORS origins is reused (SPEC: changes apply within 5 s). */
+const ORIGINS_TTL_MS = 2_000;
 
 export class ClientDirectory {
   readonly #db: Database;
   readonly #seen = new Map<string, ClientRow>();
   readonly extraMetadataProperties: readonly string[] = [];
+  #origins: { set: Set<string>; at: number } | undefined;
 
   constructor(db: Database) {
     this.#db = db;
@@ -36,6 +39,16 @@ export class ClientDirectory {
     }
     this.#seen.set(clientId, row);
     return toMetadata(row);
+  }
+
+  /** Every origin some client registered (answers CORS preflights, which name no client). */
+  async registeredOrigins(): Promise<Set<string>> {
+    if (this.#origins && Date.now() - this.#origins.at < ORIGINS_TTL_MS) return this.#origins.set;
+    const rows = await this.#db.$queryRaw<
+      { origin: string }[]
+    >`SELECT DISTINCT unnest(cors_origins) AS origin FROM clients`;
+    this.#origins = { set: new Set(rows.map((row) => row.origin)), at: Date.now() };
+    return this.#origins.set;
   }
 
   /** Reads a client afresh (for code outside a protocol request, which has not looked it up yet). */

@@ -16,7 +16,7 @@ import type { AccountLockout } from '../services/lockout.ts';
 import type { MfaService } from '../services/mfa.ts';
 import { MAX_WRONG_CODES, type PendingSignIn, type PendingSignIns } from '../services/pending-sign-ins.ts';
 import { normaliseCode, otpauthUrl, qrCodeSvg } from '../services/totp.ts';
-import type { UserService } from '../services/users.ts';
+import { normaliseEmail, type UserService } from '../services/users.ts';
 import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import {
   consentPage,
@@ -27,12 +27,14 @@ import {
   type ScopeDescription,
   secondFactorPage,
 } from '../views/pages.ts';
+import { LimiterUnavailableError, type RateLimiter, setLimitHeaders } from './rate-limits.ts';
 
 export interface InteractionDependencies {
   providerHost: ProviderHost;
   users: UserService;
   mfa: MfaService;
   pending: PendingSignIns;
+  limiter: RateLimiter;
   lockout: AccountLockout;
   audit: AuditService;
   consents: ConsentService;
@@ -112,6 +114,16 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
   await app.register(formbody);
 
   app.setErrorHandler((error, request, reply) => {
+    if (error instanceof LimiterUnavailableError) {
+      return sendPage(
+        reply,
+        503,
+        errorPage({
+          title: 'Try again shortly',
+          message: 'Sign-in is briefly unavailable. Please try again in a minute.',
+        }),
+      );
+    }
     if (error instanceof PageError)
       return sendPage(reply, error.statusCode, errorPage({ title: error.title, message: error.message }));
     const status = (error as { statusCode?: number }).statusCode ?? 500;
@@ -139,6 +151,31 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
       .header('cache-control', 'public, max-age=3600')
       .send(STYLESHEET),
   );
+
+  /**
+   * Sign-in attempts per source IP and per account (SPEC login_ip / login);
+   * true when refused, after writing the 429 page.
+   */
+  async function overLimit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    account: string | undefined,
+  ): Promise<boolean> {
+    const checks = [deps.limiter.hit('login_ip', request.ip)];
+    if (account) checks.push(deps.limiter.hit('login', account));
+    const refused = (await Promise.all(checks)).find((outcome) => !outcome.allowed);
+    if (!refused) return false;
+    setLimitHeaders(reply, refused);
+    await sendPage(
+      reply,
+      429,
+      errorPage({
+        title: 'Too many attempts',
+        message: `Too many sign-in attempts. Wait ${refused.resetSeconds} seconds and try again.`,
+      }),
+    );
+    return true;
+  }
 
   /** The interaction this browser is in, which must be the one in the URL. */
   async function load(
@@ -244,6 +281,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
       const details = await load(request, reply);
       if (details.prompt.name !== 'login') throw EXPIRED();
       const { username, password } = request.body;
+      if (await overLimit(request, reply, accountKey(username))) return reply;
       const outcome = await deps.users.authenticate(username, password, request.ip);
       if (!outcome.ok) {
         await deps.audit.record({
@@ -306,6 +344,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
       const details = await load(request, reply);
       const pending = await deps.pending.get(details.uid);
       if (details.prompt.name !== 'login' || pending?.stage !== 'verify') throw EXPIRED();
+      if (await overLimit(request, reply, `user:${pending.userId}`)) return reply;
       if (!normaliseCode(request.body.code))
         return renderSecondStep(reply, details, pending, 400, CODE_MALFORMED);
       const by = { actor: `user:${pending.userId}`, ip: request.ip };
@@ -576,6 +615,15 @@ function describeConsent(details: Details): {
       scopes.push({ scope, description: `Use ${scope} at ${new URL(resource).host || resource}` });
   }
   return { scopes, resources, offline: oidcScopes.includes('offline_access') };
+}
+
+/** The per-account limit's key: the normalised email (or the raw text when it is not one). */
+function accountKey(username: string): string {
+  try {
+    return `email:${normaliseEmail(username)}`;
+  } catch {
+    return `raw:${username.slice(0, 320)}`;
+  }
 }
 
 /** The relying party asked for a second factor (acr_values=urn:gatehouse:loa:2). */

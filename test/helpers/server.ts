@@ -31,9 +31,8 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase(t));
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
   const config = loadConfig({
-    GATEHOUSE_ISSUER: issuer,
+    GATEHOUSE_ISSUER: `http://127.0.0.1:${port}`,
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: databaseUrl,
@@ -41,6 +40,8 @@ export async function startTestServer(
     GATEHOUSE_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
     GATEHOUSE_COOKIE_KEYS: 'test-cookie-key-0123456789abcdefghijklmnop',
     LOG_LEVEL: 'info',
+    // Every test signs in from 127.0.0.1 many times; rate-limit tests set their own.
+    GATEHOUSE_RATE_LIMITS: 'token=100000/60s,login=100000/60s,login_ip=100000/60s,admin=100000/60s',
     ...env,
   });
   const logs: string[] = [];
@@ -53,5 +54,5 @@ export async function startTestServer(
   const log = pino(loggerOptions(config.logLevel) as pino.LoggerOptions, sink);
   const server = await startServer(config, log);
   t.teardown(() => server.close());
-  return { ...server, issuer, logs };
+  return { ...server, issuer: config.issuer, logs };
 }

@@ -1,0 +1,141 @@
+// In front of oidc-provider (an onRequest hook registered before the mount):
+// - CORS preflights on the endpoints browsers call are answered here, because
+//   the library's own echo any origin: only origins some client registered get
+//   CORS headers (the real request is then checked per client by clientBasedCORS);
+// - the token-endpoint rate limits, per source IP and per client;
+// - a client's IP allowlist: no token, introspection or revocation from elsewhere.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createIpMatcher } from '../lib/cidr.ts';
+import type { ClientDirectory } from '../oidc/client-directory.ts';
+import { pathOf } from '../oidc/mount.ts';
+import { type RateLimiter, setLimitHeaders } from './rate-limits.ts';
+
+/** Endpoints a browser-based client calls, and the methods they answer. */
+const CORS_ENDPOINTS: Record<string, string> = {
+  '/token': 'POST',
+  '/token/revocation': 'POST',
+  '/token/introspection': 'POST',
+  '/me': 'GET, POST',
+};
+
+/** Endpoints where a client authenticates: rate limited and IP allowlisted per client. */
+const CLIENT_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
+
+/** oidc-provider's own body cap, so buffering here never accepts more than it would. */
+const PROVIDER_BODY_LIMIT = 56 * 1024;
+
+export interface ProtocolGuardDependencies {
+  clients: ClientDirectory;
+  limiter: RateLimiter;
+}
+
+export function registerProtocolGuard(app: FastifyInstance, deps: ProtocolGuardDependencies): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const path = pathOf(request.url);
+    if (request.method === 'OPTIONS' && path in CORS_ENDPOINTS) {
+      await answerPreflight(request, reply, deps.clients, CORS_ENDPOINTS[path]!);
+      return reply;
+    }
+    if (request.method !== 'POST' || !CLIENT_ENDPOINTS.has(path)) return;
+
+    const perIp = await deps.limiter.hit('token', `ip:${request.ip}`);
+    if (!perIp.allowed) return refuseLimited(reply, perIp);
+
+    const clientId = await claimedClientId(request);
+    if (clientId === null)
+      return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+    if (!clientId) return; // no client named: the provider refuses it
+    const perClient = await deps.limiter.hit('token', `client:${clientId}`);
+    setLimitHeaders(reply, perClient.remaining < perIp.remaining ? perClient : perIp);
+    if (!perClient.allowed) return refuseLimited(reply, perClient);
+
+    const client = await deps.clients.load(clientId);
+    if (client && client.ipAllow.length > 0 && !createIpMatcher(client.ipAllow)(request.ip)) {
+      request.log.warn(
+        { client_id: clientId, ip: request.ip },
+        'request from outside the client IP allowlist',
+      );
+      return oauthError(
+        reply,
+        400,
+        'unauthorized_client',
+        'requests for this client are not allowed from this address',
+      );
+    }
+  });
+}
+
+/**
+ * The client a request names: from the Basic header, or else from the form
+ * body, which is read here (bounded like the provider reads it) and handed
+ * on as `req.body`, the pre-parsed body oidc-provider accepts.
+ * Returns '' when none is named, null when the body cannot be read.
+ */
+async function claimedClientId(request: FastifyRequest): Promise<string | null> {
+  const header = request.headers.authorization;
+  if (header && /^basic /i.test(header)) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const index = decoded.indexOf(':');
+    if (index > 0) {
+      try {
+        return decodeURIComponent(decoded.slice(0, index));
+      } catch {
+        return '';
+      }
+    }
+    return '';
+  }
+  if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded'))
+    return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of request.raw) {
+      size += (chunk as Buffer).length;
+      if (size > PROVIDER_BODY_LIMIT) return null;
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return null;
+  }
+  const body = Buffer.concat(chunks);
+  (request.raw as unknown as { body: Buffer }).body = body;
+  const ids = new URLSearchParams(body.toString('utf8')).getAll('client_id');
+  return ids.length === 1 ? (ids[0] ?? '') : '';
+}
+
+async function answerPreflight(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  clients: ClientDirectory,
+  methods: string,
+) {
+  const origin = request.headers.origin;
+  const res = reply.raw;
+  res.setHeader('Vary', 'Origin');
+  if (origin && (await clients.registeredOrigins()).has(origin)) {
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Access-Control-Allow-Methods', methods);
+    res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, DPoP');
+    res.setHeader('Access-Control-Max-Age', '600');
+  }
+  reply.code(204).send();
+}
+
+function refuseLimited(reply: FastifyReply, outcome: Parameters<typeof setLimitHeaders>[1]) {
+  setLimitHeaders(reply, outcome);
+  return oauthError(
+    reply,
+    429,
+    'too_many_requests',
+    `rate limit exceeded; retry after ${outcome.resetSeconds} seconds`,
+  );
+}
+
+function oauthError(reply: FastifyReply, status: number, error: string, description: string) {
+  return reply
+    .code(status)
+    .header('content-type', 'application/json; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send({ error, error_description: description });
+}
