@@ -327,6 +327,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
             password: true,
             pendingSecret: (await deps.mfa.beginEnrolment(user.id)).pendingSecret,
           };
+      await deps.lockout.release(user.id);
       await deps.pending.save(details.uid, pending);
       return reply
         .code(303)

@@ -6,7 +6,7 @@
 // most THRESHOLD password checks (Zitadel GHSA-7h8m-vrxx-vr4m was exactly this
 // race). A success resets the counter; the failure that reaches the threshold
 // locks the account.
-import type { Database } from '../db/prisma.ts';
+import type { Database, DatabaseOrTransaction } from '../db/prisma.ts';
 import type { AuditService } from './audit.ts';
 
 export interface LockoutPolicy {
@@ -80,6 +80,16 @@ export class AccountLockout {
     }
   }
 
+  /**
+   * A right password that leads on to a second factor: gives back the slot
+   * `reserve` took for it, keeping earlier failures, so the wrong codes that
+   * follow lock the account after exactly THRESHOLD failures in all.
+   */
+  async release(userId: string): Promise<void> {
+    await this.#db
+      .$executeRaw`UPDATE users SET failed_logins = GREATEST(failed_logins - 1, 0) WHERE id = ${userId}::uuid`;
+  }
+
   /** A completed sign-in: the counters start again. */
   async succeed(userId: string): Promise<void> {
     await this.#db.user.update({
@@ -88,9 +98,9 @@ export class AccountLockout {
     });
   }
 
-  /** Admin unlock. */
-  async unlock(userId: string): Promise<void> {
-    await this.#db.user.update({
+  /** Admin unlock; pass `tx` to do it in the transaction that audits it. */
+  async unlock(userId: string, tx: DatabaseOrTransaction = this.#db): Promise<void> {
+    await tx.user.update({
       where: { id: userId },
       data: { failedLogins: 0, firstFailedAt: null, lockedUntil: null, lockouts: 0 },
     });
