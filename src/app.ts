@@ -40,7 +40,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...options.fastify,
   });
 
-  registerSecurityHeaders(app, config.issuer);
+  registerSecurityHeaders(app, config.issuer, Boolean(options.fastify?.https));
   const limiter = await registerRateLimits(app, config.rateLimits, {
     redisUrl: config.redisUrl,
     log: gatehouse.log,

@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import { createGatehouse, type Gatehouse } from './context.ts';
 import { applyMigrations, pendingMigrations } from './db/migrator.ts';
 import { EMBEDDED_POOL_SIZE, openServerDatabase } from './db/open-database.ts';
+import { readTlsOptions, startHttpRedirect } from './https.ts';
 import { resolveSecrets } from './lib/development-secrets.ts';
 import { startBackgroundJobs } from './services/background-jobs.ts';
 
@@ -18,6 +19,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Readonly<Config>, log: FastifyBaseLogger): Promise<RunningServer> {
+  // Unreadable TLS files stop start-up before anything else is opened.
+  const https = config.tls ? readTlsOptions(config.tls) : undefined;
   const database = await openServerDatabase(config);
   let gatehouse: Gatehouse | undefined;
   try {
@@ -41,6 +44,7 @@ export async function startServer(config: Readonly<Config>, log: FastifyBaseLogg
     let migrated = false;
     const app = await buildApp({
       gatehouse,
+      ...(https ? { fastify: { https } } : {}),
       // Once every migration is applied it stays so; stop asking.
       pendingMigrations: async () => {
         if (migrated) return [];
@@ -54,7 +58,12 @@ export async function startServer(config: Readonly<Config>, log: FastifyBaseLogg
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    const url = `${https ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    const redirect =
+      https && config.httpRedirectPort
+        ? await startHttpRedirect(config.issuer, config.host, config.httpRedirectPort)
+        : undefined;
+    if (redirect) log.info(`plain HTTP on port ${config.httpRedirectPort} redirects to ${config.issuer}`);
     log.info(
       {
         issuer: config.issuer,
@@ -73,6 +82,7 @@ export async function startServer(config: Readonly<Config>, log: FastifyBaseLogg
       gatehouse: ready,
       url,
       close: async () => {
+        await new Promise<void>((resolve) => (redirect ? redirect.close(() => resolve()) : resolve()));
         await app.close();
         await jobs.stop();
         await ready.close();

@@ -3,8 +3,9 @@
 // responses that oidc-provider writes itself. Pages add their own CSP.
 import type { FastifyInstance } from 'fastify';
 
-export function registerSecurityHeaders(app: FastifyInstance, issuer: string): void {
-  const hsts = new URL(issuer).protocol === 'https:';
+export function registerSecurityHeaders(app: FastifyInstance, issuer: string, servesTls = false): void {
+  // With TLS here, or behind a TLS proxy (an https issuer), every response says "HTTPS only".
+  const hsts = servesTls || new URL(issuer).protocol === 'https:';
   app.addHook('onRequest', (_request, reply, done) => {
     const res = reply.raw;
     res.setHeader('X-Content-Type-Options', 'nosniff');
