@@ -14,6 +14,8 @@ export const DEFAULT_SIGNING_ALG: SigningAlg = 'ES256';
 /** Serialises key-set changes across instances sharing the database. */
 const KEY_LOCK_ID = 4_823_771;
 const PRIVATE_KEY_CONTEXT = 'signing-key';
+/** Kids are `<alg>-<thumbprint>` (see #insertActiveKey); a looser shape keeps older or imported ones findable. */
+const KID_SHAPE = /^[A-Za-z0-9._~-]{1,128}$/;
 
 export interface SigningKeyInfo {
   kid: string;
@@ -66,25 +68,53 @@ export class KeyService {
   async rotate(alg: SigningAlg = DEFAULT_SIGNING_ALG, actor = 'cli', ip?: string): Promise<SigningKeyInfo> {
     return this.#db.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_LOCK_ID})`;
-      const now = new Date();
-      const previous = await tx.signingKey.findMany({ where: { status: 'active' }, select: { kid: true } });
-      await tx.signingKey.updateMany({
-        where: { status: 'active' },
-        data: { status: 'verify', demotedAt: now },
-      });
-      const created = await this.#insertActiveKey(tx, alg);
-      await this.#audit.record(
-        {
-          type: 'key.rotated',
-          actor,
-          target: `key:${created.kid}`,
-          ip,
-          details: { alg, previous: previous.map((key) => key.kid) },
-        },
-        tx,
-      );
-      return created;
+      return this.#rotateLocked(tx, alg, { actor, ip });
     });
+  }
+
+  /**
+   * Automatic rotation (GATEHOUSE_KEY_ROTATION_DAYS): rotates when the active
+   * key has signed for `days`, keeping its algorithm. The age is checked under
+   * the lock, so instances checking together rotate once.
+   */
+  async rotateIfDue(days: number): Promise<SigningKeyInfo | undefined> {
+    return this.#db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_LOCK_ID})`;
+      const active = await tx.signingKey.findFirst({ where: { status: 'active' } });
+      if (!active) return undefined;
+      const since = (active.activatedAt ?? active.createdAt).getTime();
+      if (Date.now() - since < days * 86_400_000) return undefined;
+      return this.#rotateLocked(tx, active.alg as SigningAlg, { actor: 'system', reason: 'scheduled' });
+    });
+  }
+
+  async #rotateLocked(
+    tx: Transaction,
+    alg: SigningAlg,
+    by: { actor: string; ip?: string | undefined; reason?: string },
+  ): Promise<SigningKeyInfo> {
+    const now = new Date();
+    const previous = await tx.signingKey.findMany({ where: { status: 'active' }, select: { kid: true } });
+    await tx.signingKey.updateMany({
+      where: { status: 'active' },
+      data: { status: 'verify', demotedAt: now },
+    });
+    const created = await this.#insertActiveKey(tx, alg);
+    await this.#audit.record(
+      {
+        type: 'key.rotated',
+        actor: by.actor,
+        target: `key:${created.kid}`,
+        ip: by.ip,
+        details: {
+          alg,
+          previous: previous.map((key) => key.kid),
+          ...(by.reason ? { reason: by.reason } : {}),
+        },
+      },
+      tx,
+    );
+    return created;
   }
 
   /**
@@ -96,6 +126,10 @@ export class KeyService {
     kid: string,
     options: { force?: boolean; safeAfterSeconds: number; actor?: string; ip?: string },
   ): Promise<SigningKeyInfo> {
+    // Not a kid Gatehouse makes: not found, and it never reaches SQL (NUL bytes, huge values).
+    if (typeof kid !== 'string' || !KID_SHAPE.test(kid)) {
+      throw new CodedError('not_found', 'no such signing key', 404);
+    }
     return this.#db.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_LOCK_ID})`;
       const key = await tx.signingKey.findUnique({ where: { kid } });
