@@ -11,6 +11,7 @@ import type { MfaService } from '../services/mfa.ts';
 import { normaliseCode, otpauthUrl, qrCodeSvg } from '../services/totp.ts';
 import type { UserService } from '../services/users.ts';
 import { enrolmentPage, errorPage, recoveryCodesPage } from '../views/pages.ts';
+import { isCrossSiteForm } from './form-origin.ts';
 import { sendPage } from './interaction.ts';
 
 export interface AccountDependencies {
@@ -113,12 +114,10 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountDependenc
     async (request, reply) => {
       const account = await signedIn(request, reply);
       if (!account) return notSignedIn(reply);
-      const origin = request.headers.origin;
-      const site = request.headers['sec-fetch-site'];
-      const foreign =
-        (site !== undefined && site !== 'same-origin' && site !== 'none') ||
-        (origin !== undefined && origin !== issuerOrigin && !(origin === 'null' && site === 'same-origin'));
-      if (foreign || !deps.csrf.verify(account.csrfKey, request.body.csrf)) {
+      if (
+        isCrossSiteForm(request.headers, issuerOrigin) ||
+        !deps.csrf.verify(account.csrfKey, request.body.csrf)
+      ) {
         return sendPage(
           reply,
           403,

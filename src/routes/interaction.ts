@@ -27,6 +27,7 @@ import {
   type ScopeDescription,
   secondFactorPage,
 } from '../views/pages.ts';
+import { isCrossSiteForm } from './form-origin.ts';
 import { LimiterUnavailableError, type RateLimiter, setLimitHeaders } from './rate-limits.ts';
 
 export interface InteractionDependencies {
@@ -192,18 +193,9 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
     return details;
   }
 
-  /**
-   * Refuses forms from other sites or for another interaction. Under the pages'
-   * `Referrer-Policy: no-referrer`, browsers send `Origin: null` even on
-   * same-origin posts; so can an attacker's page, so `null` is trusted only
-   * with the browser-set `Sec-Fetch-Site: same-origin`, which pages cannot forge.
-   */
+  /** Refuses forms from other sites or for another interaction. */
   function checkForm(request: FastifyRequest<{ Params: { uid: string }; Body: { csrf?: string } }>): void {
-    const origin = request.headers.origin;
-    const site = request.headers['sec-fetch-site'];
-    const sameOriginNull = origin === 'null' && site === 'same-origin';
-    const crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
-    if (crossSite || (origin !== undefined && origin !== issuerOrigin && !sameOriginNull)) {
+    if (isCrossSiteForm(request.headers, issuerOrigin)) {
       throw new PageError(403, 'Request refused', 'This form was sent from another site and was refused.');
     }
     if (!deps.csrf.verify(request.params.uid, request.body?.csrf)) {
