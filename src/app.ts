@@ -1,14 +1,21 @@
 // Builds the Fastify app from Gatehouse's services: security headers, the
 // mounted oidc-provider, health, and one error and not-found shape. Never
 // listens (server.ts does), so tests drive it with inject() or a listener.
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Gatehouse } from './context.ts';
 import { CodedError } from './lib/errors.ts';
 import { mountProvider, pathOf } from './oidc/mount.ts';
 import { notFoundBody } from './oidc/provider.ts';
 import { accountRoutes } from './routes/account.ts';
+import { adminRoutes } from './routes/admin/index.ts';
 import { healthRoutes } from './routes/health.ts';
 import { interactionRoutes } from './routes/interaction.ts';
+import { metricsRoute, registerHttpMetrics } from './routes/metrics.ts';
 import { registerProtocolGuard } from './routes/protocol-guard.ts';
 import { registerRateLimits } from './routes/rate-limits.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
@@ -37,6 +44,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 30_000,
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Fastify's own refusals (an overlong URL parameter: 414, a bad header…) in the one error shape.
+    frameworkErrors: (error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      (reply as unknown as FastifyReply)
+        .code(status < 500 ? status : 400)
+        .send({ error: 'invalid_request', message: error.message });
+    },
     ...options.fastify,
   });
 
@@ -45,8 +59,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     redisUrl: config.redisUrl,
     log: gatehouse.log,
     issuer: config.issuer,
+    onRefused: (limit) => gatehouse.metrics.rateLimited.inc({ limit }),
   });
   app.addHook('onClose', () => limiter.close());
+  registerHttpMetrics(app, gatehouse.metrics);
   registerProtocolGuard(app, { clients: gatehouse.clientDirectory, limiter });
   mountProvider(app, gatehouse.providerHost, config.issuer);
 
@@ -76,6 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { db: gatehouse.db, pendingMigrations: options.pendingMigrations });
+  await app.register(metricsRoute, { metrics: gatehouse.metrics });
   await app.register(interactionRoutes, {
     providerHost: gatehouse.providerHost,
     users: gatehouse.users,
@@ -97,5 +114,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     csrf: gatehouse.csrf,
     issuer: config.issuer,
   });
+  await app.register(adminRoutes, { gatehouse, limiter });
   return app;
 }

@@ -14,9 +14,11 @@ import { ClientService } from './services/clients.ts';
 import { ConsentService } from './services/consents.ts';
 import { KeyService } from './services/keys.ts';
 import { AccountLockout } from './services/lockout.ts';
+import { Metrics } from './services/metrics.ts';
 import { MfaService } from './services/mfa.ts';
 import { dummyHash } from './services/passwords.ts';
 import { RoleService } from './services/roles.ts';
+import { SessionRevocation } from './services/sessions.ts';
 import { UserService } from './services/users.ts';
 
 export interface Services {
@@ -32,6 +34,7 @@ export interface Services {
   roles: RoleService;
   consents: ConsentService;
   lockout: AccountLockout;
+  sessions: SessionRevocation;
   close(): Promise<void>;
 }
 
@@ -39,6 +42,7 @@ export interface Gatehouse extends Services {
   clientDirectory: ClientDirectory;
   providerHost: ProviderHost;
   csrf: CsrfTokens;
+  metrics: Metrics;
 }
 
 export interface ServiceOptions {
@@ -55,6 +59,8 @@ export function createServices(options: ServiceOptions): Services {
   const keyRing = new KeyRing(options.encryptionKeys);
   const audit = new AuditService(db, options.log);
   const lockout = new AccountLockout(db, audit);
+  const consents = new ConsentService(db);
+  const sessions = new SessionRevocation(db, consents);
   return {
     config: options.config,
     log: options.log,
@@ -62,12 +68,13 @@ export function createServices(options: ServiceOptions): Services {
     keyRing,
     audit,
     keys: new KeyService(db, keyRing, audit),
-    clients: new ClientService(db, audit),
-    users: new UserService(db, audit, { lockout }),
+    clients: new ClientService(db, audit, { sessions }),
+    users: new UserService(db, audit, { lockout, sessions }),
     lockout,
+    sessions,
     mfa: new MfaService(db, keyRing, audit),
     roles: new RoleService(db, audit),
-    consents: new ConsentService(db),
+    consents,
     close: () => db.$disconnect(),
   };
 }
@@ -83,6 +90,8 @@ export async function createGatehouse(
     await dummyHash();
     await services.keys.ensureActiveKey();
     const clientDirectory = new ClientDirectory(services.db);
+    const metrics = new Metrics(services.db);
+    services.audit.observe((type) => metrics.countAuditEvent(type));
     const providerHost = await ProviderHost.create(async () => {
       const version = await services.keys.keysetVersion();
       const keystore = await services.keys.loadKeystore();
@@ -95,11 +104,18 @@ export async function createGatehouse(
         users: services.users,
         consents: services.consents,
         audit: services.audit,
+        metrics,
         log: options.log,
       });
       return { provider, version };
     });
-    return { ...services, clientDirectory, providerHost, csrf: new CsrfTokens(options.cookieKeys[0]!) };
+    return {
+      ...services,
+      clientDirectory,
+      providerHost,
+      metrics,
+      csrf: new CsrfTokens(options.cookieKeys[0]!),
+    };
   } catch (error) {
     await services.close();
     throw error;

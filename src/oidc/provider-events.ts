@@ -5,10 +5,12 @@ import type { FastifyBaseLogger } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditService } from '../services/audit.ts';
+import type { Metrics } from '../services/metrics.ts';
 
 export function auditProviderEvents(
   provider: Provider,
   audit: AuditService,
+  metrics: Metrics,
   log: FastifyBaseLogger,
   options: { auditClientCredentials: boolean },
 ): void {
@@ -20,6 +22,10 @@ export function auditProviderEvents(
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type);
     const clientId = ctx.oidc.client?.clientId;
+    metrics.tokensIssued.inc({
+      grant_type: grantType,
+      client_id: grantType === 'client_credentials' ? (clientId ?? '') : '',
+    });
     if (grantType === 'client_credentials' && !options.auditClientCredentials) return;
     const accountId = (ctx.oidc.entities.Account as { accountId?: string } | undefined)?.accountId;
     void record({

@@ -15,6 +15,7 @@ import type { AuditService } from '../services/audit.ts';
 import type { ConsentService } from '../services/consents.ts';
 import { ID_TOKEN_TTL } from '../services/key-policy.ts';
 import type { Keystore } from '../services/keys.ts';
+import type { Metrics } from '../services/metrics.ts';
 import type { UserService } from '../services/users.ts';
 import { ACR_PASSWORD, ACR_SECOND_FACTOR, createExtraTokenClaims, createFindAccount } from './accounts.ts';
 import { createAdapterFactory, insertIfAbsent } from './adapter.ts';
@@ -32,6 +33,7 @@ export interface ProviderDependencies {
   users: UserService;
   consents: ConsentService;
   audit: AuditService;
+  metrics: Metrics;
   log: FastifyBaseLogger;
 }
 
@@ -187,7 +189,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       ctx.body = notFoundBody(ctx.method, ctx.path);
     }
   });
-  auditProviderEvents(provider, deps.audit, deps.log, {
+  auditProviderEvents(provider, deps.audit, deps.metrics, deps.log, {
     auditClientCredentials: config.auditClientCredentials,
   });
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server error'));

@@ -42,7 +42,7 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountDependenc
     if (status >= 500) request.log.error({ err: error }, 'account page failed');
     return sendPage(
       reply,
-      status >= 500 ? 500 : status,
+      Math.min(status, 500),
       errorPage({
         title: 'Request not accepted',
         message: 'The form could not be accepted. Reload the page and try again.',

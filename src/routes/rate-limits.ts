@@ -38,7 +38,12 @@ type Checker = ReturnType<FastifyInstance['createRateLimit']>;
 export async function registerRateLimits(
   app: FastifyInstance,
   limits: RateLimits,
-  options: { redisUrl?: string | undefined; log: FastifyBaseLogger; issuer: string },
+  options: {
+    redisUrl?: string | undefined;
+    log: FastifyBaseLogger;
+    issuer: string;
+    onRefused?: (limit: LimitName) => void;
+  },
 ): Promise<RateLimiter> {
   const redis = options.redisUrl
     ? new Redis(options.redisUrl, {
@@ -89,6 +94,7 @@ export async function registerRateLimits(
         const result = await check(probe);
         if (result.isAllowed)
           return { allowed: true, limit: limits[limit].max, remaining: limits[limit].max, resetSeconds: 0 };
+        if (result.isExceeded) options.onRefused?.(limit);
         return {
           allowed: !result.isExceeded,
           limit: result.max,

@@ -53,10 +53,16 @@ export interface AuditEvent {
 export class AuditService {
   readonly #db: Database;
   readonly #log: FastifyBaseLogger;
+  #observer: ((type: AuditEventType) => void) | undefined;
 
   constructor(db: Database, log: FastifyBaseLogger) {
     this.#db = db;
     this.#log = log;
+  }
+
+  /** Called with each recorded event's type (metrics count them). */
+  observe(observer: (type: AuditEventType) => void): void {
+    this.#observer = observer;
   }
 
   /** Records an event; pass `tx` to write it in the transaction of the change. */
@@ -71,6 +77,7 @@ export class AuditService {
       },
     });
     this.#log.info({ audit: { ...event } }, `audit ${event.type}`);
+    this.#observer?.(event.type);
   }
 
   /** Newest first; `before` is the id of the oldest event of the previous page. */

@@ -3,12 +3,14 @@
 // 256 bits of entropy and only their SHA-256 digest is stored.
 import { isIP } from 'node:net';
 import type { Database } from '../db/prisma.ts';
-import type { Client as ClientRow, Prisma } from '../generated/prisma/client.ts';
+import { type Client as ClientRow, Prisma } from '../generated/prisma/client.ts';
 import { parseCidr } from '../lib/cidr.ts';
+import { cursorDate, decodeCursor, encodeCursor } from '../lib/cursor.ts';
 import { CodedError, invalidInput } from '../lib/errors.ts';
 import { hasControlCharacters } from '../lib/text.ts';
 import { generateSecret, sha256 } from '../lib/tokens.ts';
 import type { AuditService } from './audit.ts';
+import type { SessionRevocation } from './sessions.ts';
 
 export const GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
@@ -57,6 +59,16 @@ export interface Actor {
   ip?: string | undefined;
 }
 
+/** What a change may say: the registration options, where `null` removes the client's JWKS or jwks_uri. */
+export type ClientChanges = Partial<Omit<ClientInput, 'jwks_uri' | 'jwks'>> & {
+  jwks_uri?: string | null | undefined;
+  jwks?: unknown;
+};
+
+const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
+/** Printable ASCII without spaces: anything else cannot be a client id and never reaches SQL (NUL bytes). */
+const CLIENT_ID_SHAPE = /^[\x21-\x7e]{1,255}$/;
+
 const MAX_LIST = 50;
 const MAX_STRING = 2048;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
@@ -65,9 +77,13 @@ export class ClientService {
   readonly #db: Database;
   readonly #audit: AuditService;
 
-  constructor(db: Database, audit: AuditService) {
+  readonly #sessions: SessionRevocation | undefined;
+
+  /** With `options.sessions`, deleting a client also revokes its grants and tokens. */
+  constructor(db: Database, audit: AuditService, options: { sessions?: SessionRevocation } = {}) {
     this.#db = db;
     this.#audit = audit;
+    this.#sessions = options.sessions;
   }
 
   async create(input: ClientInput, by: Actor): Promise<{ client: ClientView; client_secret?: string }> {
@@ -97,7 +113,120 @@ export class ClientService {
   }
 
   async get(clientId: string): Promise<ClientRow | undefined> {
+    if (!isClientIdShape(clientId)) return undefined;
     return (await this.#db.client.findUnique({ where: { clientId } })) ?? undefined;
+  }
+
+  /** The client as the admin API shows it (never a secret or its digest). */
+  async view(clientId: string): Promise<ClientView | undefined> {
+    const row = await this.get(clientId);
+    return row ? toView(row) : undefined;
+  }
+
+  /** Clients in registration order, `limit` at a time. */
+  async list(query: { limit: number; cursor?: string | undefined }): Promise<{
+    items: ClientView[];
+    next: string | null;
+  }> {
+    let where: Prisma.ClientWhereInput = {};
+    if (query.cursor !== undefined) {
+      const [at = '', clientId = ''] = decodeCursor(query.cursor, 2);
+      const createdAt = cursorDate(at);
+      where = { OR: [{ createdAt: { gt: createdAt } }, { createdAt, clientId: { gt: clientId } }] };
+    }
+    const rows = await this.#db.client.findMany({
+      where,
+      orderBy: [{ createdAt: 'asc' }, { clientId: 'asc' }],
+      take: query.limit + 1,
+    });
+    const items = rows.slice(0, query.limit).map(toView);
+    const last = items.at(-1);
+    return {
+      items,
+      next: rows.length > query.limit && last ? encodeCursor([last.created_at, last.client_id]) : null,
+    };
+  }
+
+  /**
+   * Changes a client's registration: the changes are merged over what is
+   * registered and the result validated as a new registration would be. A
+   * client that starts authenticating with a secret gets one (returned once,
+   * here); one that stops has its secrets removed.
+   */
+  async update(
+    clientId: string,
+    changes: ClientChanges,
+    by: Actor,
+  ): Promise<{ client: ClientView; client_secret?: string }> {
+    if (!isClientIdShape(clientId)) throw clientNotFound(clientId);
+    let secret: string | undefined;
+    const row = await this.#db.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<{ client_id: string }[]>`
+        SELECT client_id FROM clients WHERE client_id = ${clientId} FOR UPDATE`;
+      if (!locked) throw clientNotFound(clientId);
+      const current = await tx.client.findUniqueOrThrow({ where: { clientId } });
+      const merged: ClientInput = { ...toInput(current) };
+      for (const [field, value] of Object.entries(changes) as [keyof ClientInput, unknown][]) {
+        if (value === undefined) continue;
+        (merged as unknown as Record<string, unknown>)[field] = value === null ? undefined : value;
+      }
+      const data = validateClientInput(merged);
+      const usesSecret = SECRET_METHODS.includes(data.authMethod);
+      if (usesSecret && !current.secretDigest) secret = generateSecret();
+      const updated = await tx.client.update({
+        where: { clientId },
+        data: {
+          ...data,
+          // Prisma leaves a field alone when given undefined: say "no JWKS" explicitly.
+          jwks: data.jwks ?? Prisma.DbNull,
+          ...(usesSecret
+            ? secret
+              ? { secretDigest: sha256(secret) }
+              : {}
+            : { secretDigest: null, previousSecretDigest: null, previousSecretExpiresAt: null }),
+        },
+      });
+      await this.#audit.record(
+        {
+          type: 'client.updated',
+          actor: by.actor,
+          target: `client:${clientId}`,
+          ip: by.ip,
+          details: {
+            fields: Object.keys(changes)
+              .filter((field) => (changes as Record<string, unknown>)[field] !== undefined)
+              .sort(),
+            ...(secret ? { secret_issued: true } : {}),
+            ...(!usesSecret && current.secretDigest ? { secret_removed: true } : {}),
+          },
+        },
+        tx,
+      );
+      return updated;
+    });
+    return { client: toView(row), ...(secret ? { client_secret: secret } : {}) };
+  }
+
+  /** Deletes a client, revoking every grant and token it holds (its users' consents go with it). */
+  async delete(clientId: string, by: Actor): Promise<void> {
+    if (!isClientIdShape(clientId)) throw clientNotFound(clientId);
+    await this.#db.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<{ name: string }[]>`
+        SELECT name FROM clients WHERE client_id = ${clientId} FOR UPDATE`;
+      if (!locked) throw clientNotFound(clientId);
+      const revoked = this.#sessions ? await this.#sessions.revokeClient(clientId, tx) : undefined;
+      await tx.client.delete({ where: { clientId } });
+      await this.#audit.record(
+        {
+          type: 'client.deleted',
+          actor: by.actor,
+          target: `client:${clientId}`,
+          ip: by.ip,
+          details: { name: locked.name, ...(revoked ? { revoked } : {}) },
+        },
+        tx,
+      );
+    });
   }
 
   /**
@@ -112,12 +241,13 @@ export class ClientService {
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > 30 * 86_400) {
       throw invalidInput('the grace period must be a whole number of seconds from 0 to 2592000 (30 days)');
     }
+    if (!isClientIdShape(clientId)) throw clientNotFound(clientId);
     const secret = generateSecret();
     const expiresAt = graceSeconds > 0 ? new Date(Date.now() + graceSeconds * 1000) : null;
     await this.#db.$transaction(async (tx) => {
       const [current] = await tx.$queryRaw<{ secret_digest: string | null }[]>`
         SELECT secret_digest FROM clients WHERE client_id = ${clientId} FOR UPDATE`;
-      if (!current) throw new CodedError('not_found', `no client ${clientId}`, 404);
+      if (!current) throw clientNotFound(clientId);
       if (!current.secret_digest) {
         throw new CodedError('conflict', `client ${clientId} does not authenticate with a secret`, 409);
       }
@@ -255,6 +385,34 @@ export function toView(row: ClientRow): ClientView {
   };
 }
 
+/** A registered client as registration options, so a change can be merged over it and validated whole. */
+function toInput(row: ClientRow): ClientInput {
+  return {
+    name: row.name,
+    grants: row.grants,
+    redirect_uris: row.redirectUris,
+    post_logout_redirect_uris: row.postLogoutRedirectUris,
+    scope: row.scopes.join(' '),
+    resources: row.resources,
+    public: row.public,
+    first_party: row.firstParty,
+    introspection: row.introspection,
+    auth_method: row.authMethod,
+    jwks_uri: row.jwksUri ?? undefined,
+    jwks: row.jwks ?? undefined,
+    cors_origins: row.corsOrigins,
+    ip_allow: row.ipAllow,
+  };
+}
+
+export function isClientIdShape(clientId: unknown): clientId is string {
+  return typeof clientId === 'string' && CLIENT_ID_SHAPE.test(clientId);
+}
+
+function clientNotFound(clientId: string): CodedError {
+  return new CodedError('not_found', `no client ${printable(clientId)}`, 404);
+}
+
 function defaultScopes(grants: string[]): string[] {
   if (!grants.includes('authorization_code')) return [];
   return ['openid', 'profile', 'email', ...(grants.includes('refresh_token') ? ['offline_access'] : [])];
@@ -374,6 +532,8 @@ function checkPublicJwks(value: unknown): { keys: Record<string, unknown>[] } {
   ) {
     throw invalidInput('jwks must be a JSON Web Key Set: {"keys":[…]} with 1 to 10 keys');
   }
+  // PostgreSQL's jsonb cannot hold NUL; no key member ever needs one.
+  if (JSON.stringify(value).includes('\\u0000')) throw invalidInput('jwks must not contain NUL characters');
   for (const key of keys as unknown[]) {
     if (typeof key !== 'object' || key === null || typeof (key as { kty?: unknown }).kty !== 'string') {
       throw invalidInput('jwks: every key needs a "kty"');

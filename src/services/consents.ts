@@ -1,6 +1,6 @@
 // Consent a user gave a client, remembered across sessions: the next sign-in
 // is asked only for what was not granted before.
-import type { Database } from '../db/prisma.ts';
+import type { Database, DatabaseOrTransaction } from '../db/prisma.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 
 export interface RememberedConsent {
@@ -50,8 +50,9 @@ export class ConsentService {
     });
   }
 
-  async forget(userId: string): Promise<void> {
-    await this.#db.consent.deleteMany({ where: { userId } });
+  /** Forgets every consent the user gave; pass `tx` to do it in the transaction of another change. */
+  async forget(userId: string, tx: DatabaseOrTransaction = this.#db): Promise<void> {
+    await tx.consent.deleteMany({ where: { userId } });
   }
 }
 

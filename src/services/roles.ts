@@ -2,6 +2,7 @@
 // always exists: it is created at start by every process, idempotently.
 import type { Database } from '../db/prisma.ts';
 import { Prisma } from '../generated/prisma/client.ts';
+import { decodeCursor, encodeCursor } from '../lib/cursor.ts';
 import { CodedError, invalidInput } from '../lib/errors.ts';
 import { hasControlCharacters } from '../lib/text.ts';
 import type { AuditService } from './audit.ts';
@@ -53,6 +54,23 @@ export class RoleService {
 
   async list(): Promise<RoleView[]> {
     return this.#db.role.findMany({ select: { name: true, description: true }, orderBy: { name: 'asc' } });
+  }
+
+  /** Roles by name, `limit` at a time; `cursor` is the `next` of the previous page. */
+  async page(query: { limit: number; cursor?: string | undefined }): Promise<{
+    items: RoleView[];
+    next: string | null;
+  }> {
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, 1)[0];
+    const rows = await this.#db.role.findMany({
+      where: after === undefined ? {} : { name: { gt: after } },
+      select: { name: true, description: true },
+      orderBy: { name: 'asc' },
+      take: query.limit + 1,
+    });
+    const items = rows.slice(0, query.limit);
+    const last = items.at(-1);
+    return { items, next: rows.length > query.limit && last ? encodeCursor([last.name]) : null };
   }
 
   /**

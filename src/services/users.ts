@@ -3,6 +3,7 @@
 // the same transaction. Passwords and their hashes never enter audit details.
 import type { Database, Transaction } from '../db/prisma.ts';
 import { Prisma } from '../generated/prisma/client.ts';
+import { cursorDate, decodeCursor, encodeCursor } from '../lib/cursor.ts';
 import { CodedError, invalidInput } from '../lib/errors.ts';
 import { hasControlCharacters } from '../lib/text.ts';
 import type { AuditService } from './audit.ts';
@@ -15,6 +16,7 @@ import {
   type PasswordHasher,
 } from './passwords.ts';
 import { isUniqueViolation, ROLE_NAME } from './roles.ts';
+import type { SessionRevocation } from './sessions.ts';
 
 /** RFC 5321's limit on a forward path, less the angle brackets. */
 const MAX_EMAIL = 254;
@@ -73,25 +75,74 @@ const USER_SELECT = {
 
 type UserRow = Prisma.UserGetPayload<{ select: typeof USER_SELECT }>;
 
+/** A user as the admin API shows it: never the password hash, the TOTP secret or the lockout counters. */
+export interface UserView {
+  id: string;
+  email: string;
+  name: string | null;
+  email_verified: boolean;
+  disabled: boolean;
+  mfa_required: boolean;
+  mfa_enabled: boolean;
+  roles: string[];
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What an operator may change on a user (`undefined`: leave as is; `name: null` clears it). */
+export interface UserChanges {
+  name?: string | null | undefined;
+  disabled?: boolean | undefined;
+  mfaRequired?: boolean | undefined;
+  password?: string | undefined;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  next: string | null;
+}
+
+const VIEW_SELECT = {
+  id: true,
+  email: true,
+  name: true,
+  emailVerified: true,
+  disabled: true,
+  mfaRequired: true,
+  totpEnabledAt: true,
+  lockedUntil: true,
+  createdAt: true,
+  updatedAt: true,
+  roles: { select: { roleName: true }, orderBy: { roleName: 'asc' } },
+} satisfies Prisma.UserSelect;
+
+type ViewRow = Prisma.UserGetPayload<{ select: typeof VIEW_SELECT }>;
+
 export class UserService {
   readonly #db: Database;
   readonly #audit: AuditService;
   readonly #hasher: PasswordHasher;
   readonly #lockout: AccountLockout | undefined;
+  readonly #sessions: SessionRevocation | undefined;
 
   /**
    * `options.hasher` exists for tests, which observe the argon2 calls through a
    * spy. With `options.lockout`, sign-in attempts count towards account lockout.
+   * With `options.sessions`, disabling or deleting a user also ends their
+   * sessions and revokes their grants.
    */
   constructor(
     db: Database,
     audit: AuditService,
-    options: { hasher?: PasswordHasher; lockout?: AccountLockout } = {},
+    options: { hasher?: PasswordHasher; lockout?: AccountLockout; sessions?: SessionRevocation } = {},
   ) {
     this.#db = db;
     this.#audit = audit;
     this.#hasher = options.hasher ?? argon2idHasher;
     this.#lockout = options.lockout;
+    this.#sessions = options.sessions;
   }
 
   async create(input: UserInput, by: Actor): Promise<{ id: string; email: string; roles: string[] }> {
@@ -198,6 +249,205 @@ export class UserService {
     });
   }
 
+  /** The admin view of a user; anything that is not a UUID is simply not found. */
+  async get(id: unknown): Promise<UserView | undefined> {
+    if (typeof id !== 'string' || !UUID.test(id)) return undefined;
+    const row = await this.#db.user.findUnique({ where: { id }, select: VIEW_SELECT });
+    return row ? toView(row) : undefined;
+  }
+
+  /**
+   * Users in creation order, `limit` at a time. `email` keeps those whose
+   * address contains it (normalised like the stored addresses, so case and
+   * full-width forms do not matter).
+   */
+  async list(query: {
+    limit: number;
+    cursor?: string | undefined;
+    email?: string | undefined;
+  }): Promise<Page<UserView>> {
+    const where: Prisma.UserWhereInput[] = [];
+    if (query.email !== undefined) {
+      // Prisma's `contains` is LIKE '%…%' without escaping: take the caller's % and _ literally.
+      const literal = normaliseEmailFilter(query.email).replace(/[\\%_]/g, (char) => `\\${char}`);
+      where.push({ email: { contains: literal } });
+    }
+    if (query.cursor !== undefined) {
+      const [at = '', id = ''] = decodeCursor(query.cursor, 2);
+      if (!UUID.test(id))
+        throw invalidInput('cursor is not valid: pass the `next` value of the previous page');
+      const createdAt = cursorDate(at);
+      where.push({ OR: [{ createdAt: { gt: createdAt } }, { createdAt, id: { gt: id } }] });
+    }
+    const rows = await this.#db.user.findMany({
+      where: { AND: where },
+      select: VIEW_SELECT,
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: query.limit + 1,
+    });
+    const items = rows.slice(0, query.limit).map(toView);
+    const last = items.at(-1);
+    return {
+      items,
+      next: rows.length > query.limit && last ? encodeCursor([last.created_at, last.id]) : null,
+    };
+  }
+
+  /**
+   * Changes a user. Disabling one also ends their sessions and revokes their
+   * grants (refresh and opaque access tokens), in the same transaction; their
+   * sign-in and refresh are refused from then on anyway, since a disabled
+   * user has no account for the provider. One `user.updated` event names the
+   * fields changed (never the password).
+   */
+  async update(id: unknown, changes: UserChanges, by: Actor): Promise<UserView> {
+    const user = await this.#requireUserById(id);
+    const data: Prisma.UserUpdateInput = {};
+    if (changes.name !== undefined) data.name = checkName(changes.name);
+    if (changes.disabled !== undefined) data.disabled = optionalBoolean(changes.disabled, 'disabled', false);
+    if (changes.mfaRequired !== undefined) {
+      data.mfaRequired = optionalBoolean(changes.mfaRequired, 'mfa_required', false);
+    }
+    if (changes.password !== undefined) {
+      checkPasswordPolicy(changes.password, user.email);
+      // Hashed before the transaction opens: no connection is held for the ~50 ms it takes.
+      data.passwordHash = await this.#hasher.hash(changes.password);
+    }
+    const fields = Object.keys(data).map((field) => FIELD_NAMES[field] ?? field);
+    if (fields.length === 0) return (await this.get(user.id)) ?? throwNoSuchUser();
+    await this.#db.$transaction(async (tx) => {
+      const [locked] = await tx.$queryRaw<{ disabled: boolean }[]>`
+        SELECT disabled FROM users WHERE id = ${user.id}::uuid FOR UPDATE`;
+      if (!locked) throw noSuchUser();
+      await tx.user.update({ where: { id: user.id }, data });
+      const disabling = data.disabled === true && !locked.disabled;
+      const revoked = disabling && this.#sessions ? await this.#sessions.revokeUser(user.id, tx) : undefined;
+      await this.#audit.record(
+        {
+          type: 'user.updated',
+          actor: by.actor,
+          target: `user:${user.id}`,
+          ip: by.ip,
+          details: {
+            fields,
+            ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
+            ...(data.mfaRequired !== undefined ? { mfa_required: data.mfaRequired } : {}),
+            ...(revoked ? { revoked } : {}),
+          },
+        },
+        tx,
+      );
+    });
+    return (await this.get(user.id)) ?? throwNoSuchUser();
+  }
+
+  /** Deletes a user with their roles, factors and consents, and revokes what they were issued. */
+  async delete(id: unknown, by: Actor): Promise<void> {
+    const user = await this.#requireUserById(id);
+    await this.#db.$transaction(async (tx) => {
+      const revoked = this.#sessions ? await this.#sessions.revokeUser(user.id, tx) : undefined;
+      const { count } = await tx.user.deleteMany({ where: { id: user.id } });
+      if (count === 0) throw noSuchUser();
+      await this.#audit.record(
+        {
+          type: 'user.deleted',
+          actor: by.actor,
+          target: `user:${user.id}`,
+          ip: by.ip,
+          details: { email: user.email, ...(revoked ? { revoked } : {}) },
+        },
+        tx,
+      );
+    });
+  }
+
+  /**
+   * Replaces the user's roles with `roles`: each role added is audited as
+   * `role.assigned`, each one taken away as `role.removed`. An unknown role
+   * refuses the whole change.
+   */
+  async setRoles(id: unknown, roles: unknown, by: Actor): Promise<UserView> {
+    const user = await this.#requireUserById(id);
+    const wanted = checkRoleList(roles);
+    try {
+      await this.#db.$transaction(async (tx) => {
+        // The user's row lock serialises concurrent replacements of their roles.
+        const [locked] = await tx.$queryRaw<{ id: string }[]>`
+          SELECT id::text AS id FROM users WHERE id = ${user.id}::uuid FOR UPDATE`;
+        if (!locked) throw noSuchUser();
+        const known = await tx.role.findMany({ where: { name: { in: wanted } }, select: { name: true } });
+        const missing = wanted.find((role) => !known.some((row) => row.name === role));
+        if (missing !== undefined) throw invalidInput(`roles: no role named ${printable(missing)}`);
+        const held = (
+          await tx.userRole.findMany({ where: { userId: user.id }, select: { roleName: true } })
+        ).map((row) => row.roleName);
+        const added = wanted.filter((role) => !held.includes(role));
+        const removed = held.filter((role) => !wanted.includes(role)).sort();
+        if (removed.length) {
+          await tx.userRole.deleteMany({ where: { userId: user.id, roleName: { in: removed } } });
+        }
+        if (added.length) {
+          await tx.userRole.createMany({ data: added.map((roleName) => ({ userId: user.id, roleName })) });
+        }
+        for (const role of added) await this.#recordRole(tx, 'role.assigned', user.id, role, by);
+        for (const role of removed) await this.#recordRole(tx, 'role.removed', user.id, role, by);
+      });
+    } catch (error) {
+      // A role was deleted between the check and the insert.
+      if (isForeignKeyViolation(error)) throw invalidInput('roles: a role was deleted meanwhile');
+      throw error;
+    }
+    return (await this.get(user.id)) ?? throwNoSuchUser();
+  }
+
+  /** Lifts a lockout and clears the failure count (audited as `user.updated`). */
+  async unlock(id: unknown, by: Actor): Promise<UserView> {
+    const lockout = this.#lockout;
+    if (!lockout) throw new Error('UserService was built without an AccountLockout');
+    const user = await this.#requireUserById(id);
+    await this.#db.$transaction(async (tx) => {
+      const [row] = await tx.$queryRaw<{ locked_until: Date | null }[]>`
+        SELECT locked_until FROM users WHERE id = ${user.id}::uuid FOR UPDATE`;
+      if (!row) throw noSuchUser();
+      await lockout.unlock(user.id, tx);
+      await this.#audit.record(
+        {
+          type: 'user.updated',
+          actor: by.actor,
+          target: `user:${user.id}`,
+          ip: by.ip,
+          details: {
+            fields: ['locked_until'],
+            unlocked: true,
+            was_locked: row.locked_until !== null && row.locked_until.getTime() > Date.now(),
+          },
+        },
+        tx,
+      );
+    });
+    return (await this.get(user.id)) ?? throwNoSuchUser();
+  }
+
+  /** Ends every session of the user and revokes their grants and stored tokens (audited as `token.revoked`). */
+  async revokeSessions(id: unknown, by: Actor): Promise<void> {
+    const sessions = this.#sessions;
+    if (!sessions) throw new Error('UserService was built without a SessionRevocation');
+    const user = await this.#requireUserById(id);
+    await this.#db.$transaction(async (tx) => {
+      const revoked = await sessions.revokeUser(user.id, tx);
+      await this.#audit.record(
+        {
+          type: 'token.revoked',
+          actor: by.actor,
+          target: `user:${user.id}`,
+          ip: by.ip,
+          details: { reason: 'sessions_revoked', ...revoked },
+        },
+        tx,
+      );
+    });
+  }
+
   /** A user by id; anything that is not a UUID is simply not found (it never reaches SQL). */
   async findById(id: unknown): Promise<UserRecord | undefined> {
     if (typeof id !== 'string' || !UUID.test(id)) return undefined;
@@ -278,6 +528,13 @@ export class UserService {
       // this sign-in over an upgrade would punish the user for our housekeeping.
       return undefined;
     }
+  }
+
+  async #requireUserById(id: unknown): Promise<{ id: string; email: string }> {
+    if (typeof id !== 'string' || !UUID.test(id)) throw noSuchUser();
+    const user = await this.#db.user.findUnique({ where: { id }, select: { id: true, email: true } });
+    if (!user) throw noSuchUser();
+    return user;
   }
 
   async #requireUser(email: string): Promise<{ id: string; email: string }> {
@@ -365,6 +622,54 @@ export function normaliseEmail(raw: unknown): string {
     throw invalidInput('email must be an address like name@example.com');
   }
   return email;
+}
+
+/**
+ * An email filter, normalised as stored addresses are (so it matches them),
+ * but any fragment of an address will do. Control and invisible characters
+ * are refused: they could match nothing anyway, and NUL never reaches SQL.
+ */
+function normaliseEmailFilter(raw: string): string {
+  if (raw.length > MAX_EMAIL) throw invalidInput(`email must be at most ${MAX_EMAIL} characters`);
+  if (hasControlCharacters(raw) || BIDI_CONTROLS.test(raw)) {
+    throw invalidInput('email must not contain control characters');
+  }
+  const filter = raw.trim().normalize('NFKC').toLowerCase().normalize('NFKC');
+  if (INVISIBLE.test(filter)) throw invalidInput('email must not contain invisible or control characters');
+  return filter;
+}
+
+/** Column names as the admin API spells them, for audit details. */
+const FIELD_NAMES: Record<string, string> = {
+  name: 'name',
+  disabled: 'disabled',
+  mfaRequired: 'mfa_required',
+  passwordHash: 'password',
+};
+
+function toView(row: ViewRow): UserView {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    email_verified: row.emailVerified,
+    disabled: row.disabled,
+    mfa_required: row.mfaRequired,
+    mfa_enabled: row.totpEnabledAt !== null,
+    roles: row.roles.map((role) => role.roleName),
+    locked_until:
+      row.lockedUntil && row.lockedUntil.getTime() > Date.now() ? row.lockedUntil.toISOString() : null,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+function noSuchUser(): CodedError {
+  return new CodedError('not_found', 'no such user', 404);
+}
+
+function throwNoSuchUser(): never {
+  throw noSuchUser();
 }
 
 function toRecord(row: UserRow): UserRecord {

@@ -86,6 +86,8 @@ export interface FlowOptions {
   agent?: Agent;
   /** Approve (default) or deny the consent page if it is shown. */
   consent?: 'approve' | 'deny';
+  /** Answers the second-factor page (a TOTP or recovery code) if it is shown. */
+  secondFactor?: () => Promise<string>;
 }
 
 export interface FlowResult {
@@ -119,6 +121,10 @@ export async function signIn(options: FlowOptions): Promise<FlowResult> {
     if (action.endsWith('/login')) {
       step = await agent.request(action, {
         form: { csrf: csrfOf(step.body), username: options.email, password: options.password },
+      });
+    } else if (action.endsWith('/mfa') && options.secondFactor) {
+      step = await agent.request(action, {
+        form: { csrf: csrfOf(step.body), code: await options.secondFactor() },
       });
     } else if (action.endsWith('/confirm')) {
       sawConsent = true;

@@ -1,0 +1,31 @@
+// GET /metrics in Prometheus text format, and the HTTP metrics every response
+// feeds (the provider's too: its requests reach Fastify's onResponse hook).
+// /metrics holds no secrets; restrict it at the proxy if its numbers are private.
+import type { FastifyInstance } from 'fastify';
+import { pathOf } from '../oidc/mount.ts';
+import { isProviderPath } from '../oidc/provider.ts';
+import type { Metrics } from '../services/metrics.ts';
+
+export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = routeLabel(request.routeOptions.url, pathOf(request.url));
+    metrics.httpRequests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+    done();
+  });
+}
+
+/** A bounded label: the route pattern, or the provider's path, never a raw URL. */
+function routeLabel(pattern: string | undefined, path: string): string {
+  if (pattern) return pattern;
+  if (isProviderPath(path)) return path.startsWith('/auth/') ? '/auth/:uid' : path;
+  return 'unmatched';
+}
+
+export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics }): Promise<void> {
+  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) =>
+    reply
+      .header('content-type', options.metrics.registry.contentType)
+      .send(await options.metrics.registry.metrics()),
+  );
+}
