@@ -122,6 +122,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     // Browsers may call token, userinfo and revocation only from origins the client registered.
     clientBasedCORS: (_ctx, origin, client) => clients.corsOriginsOf(client.clientId).includes(origin),
+    // The other defaults defaults.js marks shouldChange/mustChange belong to features Gatehouse
+    // keeps off (left at the library's `enabled: false`): device flow (its pages and
+    // DeviceCode TTL), CIBA, mTLS, attestation-based client auth, OpenID4VCI and
+    // pre-authorized codes, rich authorization requests, and pairwise subjects
+    // (subjectTypes stays ['public']). Turning one on means setting those too.
     features: {
       // Gatehouse renders its own sign-in pages.
       devInteractions: { enabled: false },
