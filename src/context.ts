@@ -72,7 +72,7 @@ export function createServices(options: ServiceOptions): Services {
     users: new UserService(db, audit, { lockout, sessions }),
     lockout,
     sessions,
-    mfa: new MfaService(db, keyRing, audit),
+    mfa: new MfaService(db, keyRing, audit, { sessions }),
     roles: new RoleService(db, audit),
     consents,
     close: () => db.$disconnect(),

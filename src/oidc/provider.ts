@@ -78,6 +78,22 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // Put the claims of granted scopes in the ID token too (SPEC), not only in userinfo.
     conformIdTokenClaims: false,
     acrValues: [ACR_PASSWORD, ACR_SECOND_FACTOR],
+    // SPEC: a client may receive only the scopes registered for it; asking for
+    // more is refused with invalid_scope. The library checks only its own OIDC
+    // scopes against the client (actions/authorization/scopes.js) and silently
+    // drops every other one without a `resource` (shared/check_resource.js), so
+    // the request's own scope parameter is checked here. This runs on /auth and
+    // /request (PAR) after redirect_uri is validated, so the client gets an
+    // error redirect; /auth with a PAR request_uri was checked at /request.
+    extraParams: {
+      scope: (ctx, _value, client) => {
+        const raw = ctx.method === 'POST' ? ctx.oidc.body?.scope : ctx.query.scope;
+        if (typeof raw !== 'string') return;
+        const registered = new Set(clients.scopesOf(client.clientId));
+        const refused = raw.split(' ').find((scope) => scope !== '' && !registered.has(scope));
+        if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
+      },
+    },
     findAccount: createFindAccount(deps.users),
     extraTokenClaims: createExtraTokenClaims(deps.users),
     loadExistingGrant: createLoadExistingGrant(clients, deps.consents),
@@ -185,6 +201,21 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   // insert decides instead; the callers turn `false` into their own error.
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
     insertIfAbsent(db, 'ReplayDetection', `${iss}${jti}`, exp - Math.floor(Date.now() / 1000));
+
+  // RFC 6749 §5.2: a grant type the client is not registered for is
+  // `unauthorized_client`; the library answers `invalid_request` (lib/actions/token.js).
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    if (
+      ctx.path === '/token' &&
+      ctx.status === 400 &&
+      body?.error === 'invalid_request' &&
+      body.error_description === 'requested grant type is not allowed for this client'
+    ) {
+      body.error = 'unauthorized_client';
+    }
+  });
 
   // One 404 for every unknown path or method, whichever side would own it.
   provider.use(async (ctx, next) => {

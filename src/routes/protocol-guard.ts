@@ -36,6 +36,11 @@ export function registerProtocolGuard(app: FastifyInstance, deps: ProtocolGuardD
       await answerPreflight(request, reply, deps.clients, CORS_ENDPOINTS[path]!);
       return reply;
     }
+    if (path === '/session/end') {
+      if (!(await dropUnvouchedLogoutRedirect(request)))
+        return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+      return;
+    }
     if (request.method !== 'POST' || !CLIENT_ENDPOINTS.has(path)) return;
 
     const perIp = await deps.limiter.hit('token', `ip:${request.ip}`);
@@ -102,6 +107,50 @@ async function claimedClientId(request: FastifyRequest): Promise<string | null> 
   (request.raw as unknown as { body: Buffer }).body = body;
   const ids = new URLSearchParams(body.toString('utf8')).getAll('client_id');
   return ids.length === 1 ? (ids[0] ?? '') : '';
+}
+
+/**
+ * RP-Initiated Logout §3: after logout the browser goes back to the client
+ * only when an id_token_hint vouches for the request; a bare client_id can be
+ * sent by anyone, so without a hint the post_logout_redirect_uri (and the state
+ * meant for it) is dropped and the logout ends on Gatehouse's own page. The
+ * hint itself is validated by oidc-provider. False when a body cannot be read.
+ */
+async function dropUnvouchedLogoutRedirect(request: FastifyRequest): Promise<boolean> {
+  const strip = (params: URLSearchParams) => {
+    if (!params.has('post_logout_redirect_uri') || params.has('id_token_hint')) return false;
+    params.delete('post_logout_redirect_uri');
+    params.delete('state');
+    return true;
+  };
+  const url = request.raw.url ?? '/';
+  if (request.method === 'GET' || request.method === 'HEAD') {
+    const index = url.indexOf('?');
+    if (index === -1) return true;
+    const params = new URLSearchParams(url.slice(index + 1));
+    if (strip(params)) request.raw.url = `${url.slice(0, index)}?${params}`;
+    return true;
+  }
+  if (
+    request.method !== 'POST' ||
+    !request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')
+  )
+    return true;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of request.raw) {
+      size += (chunk as Buffer).length;
+      if (size > PROVIDER_BODY_LIMIT) return false;
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return false;
+  }
+  const params = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  strip(params);
+  (request.raw as unknown as { body: Buffer }).body = Buffer.from(params.toString());
+  return true;
 }
 
 async function answerPreflight(

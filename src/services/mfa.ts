@@ -14,6 +14,7 @@ import type { KeyRing } from '../lib/encryption.ts';
 import { CodedError, invalidInput } from '../lib/errors.ts';
 import type { AuditService } from './audit.ts';
 import type { Actor } from './clients.ts';
+import type { SessionRevocation } from './sessions.ts';
 import {
   generateRecoveryCode,
   generateTotpSecret,
@@ -67,13 +68,24 @@ export class MfaService {
   readonly #keyRing: KeyRing;
   readonly #audit: AuditService;
   readonly #now: () => number;
+  readonly #sessions: SessionRevocation | undefined;
 
-  /** `options.now` (Unix seconds) exists for tests that need codes from other time steps. */
-  constructor(db: Database, keyRing: KeyRing, audit: AuditService, options: { now?: () => number } = {}) {
+  /**
+   * `options.now` (Unix seconds) exists for tests that need codes from other
+   * time steps. With `options.sessions`, resetting a user's factors also ends
+   * their sessions and revokes their grants.
+   */
+  constructor(
+    db: Database,
+    keyRing: KeyRing,
+    audit: AuditService,
+    options: { now?: () => number; sessions?: SessionRevocation } = {},
+  ) {
     this.#db = db;
     this.#keyRing = keyRing;
     this.#audit = audit;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#sessions = options.sessions;
   }
 
   /**
@@ -300,13 +312,15 @@ export class MfaService {
       const { count } = await tx.recoveryCode.deleteMany({ where: { userId } });
       const removed = row.had_totp || count > 0;
       if (removed) {
+        // Removing a factor ends every session and grant (ASVS 7.4.3; catalogue RT-6).
+        const revoked = this.#sessions ? await this.#sessions.revokeUser(userId, tx) : undefined;
         await this.#audit.record(
           {
             type: 'user.updated',
             actor: by.actor,
             target: `user:${userId}`,
             ip: by.ip,
-            details: { mfa: 'reset' },
+            details: { mfa: 'reset', ...(revoked ? { revoked } : {}) },
           },
           tx,
         );

@@ -208,13 +208,15 @@ export class UserService {
     await this.#db.$transaction(async (tx) => {
       const { count } = await tx.user.updateMany({ where: { id: user.id }, data: { passwordHash } });
       if (count === 0) throw userNotFound();
+      // A new password ends every session and grant (ASVS 7.4.3; catalogue RT-6).
+      const revoked = this.#sessions ? await this.#sessions.revokeUser(user.id, tx) : undefined;
       await this.#audit.record(
         {
           type: 'user.updated',
           actor: by.actor,
           target: `user:${user.id}`,
           ip: by.ip,
-          details: { fields: ['password'] },
+          details: { fields: ['password'], ...(revoked ? { revoked } : {}) },
         },
         tx,
       );
@@ -321,7 +323,11 @@ export class UserService {
       if (!locked) throw noSuchUser();
       await tx.user.update({ where: { id: user.id }, data });
       const disabling = data.disabled === true && !locked.disabled;
-      const revoked = disabling && this.#sessions ? await this.#sessions.revokeUser(user.id, tx) : undefined;
+      // Disabling, or a new password (ASVS 7.4.3; catalogue RT-6), ends every session and grant.
+      const revoked =
+        (disabling || data.passwordHash !== undefined) && this.#sessions
+          ? await this.#sessions.revokeUser(user.id, tx)
+          : undefined;
       await this.#audit.record(
         {
           type: 'user.updated',
