@@ -4,17 +4,16 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type Database } from './db/prisma.ts';
-import { CsrfTokens } from './lib/csrf.ts';
+import type { CsrfTokens } from './lib/csrf.ts';
 import { KeyRing } from './lib/encryption.ts';
-import { ClientDirectory } from './oidc/client-directory.ts';
-import { buildProvider } from './oidc/provider.ts';
-import { ProviderHost } from './oidc/provider-host.ts';
+import type { ClientDirectory } from './oidc/client-directory.ts';
+import type { ProviderHost } from './oidc/provider-host.ts';
 import { AuditService } from './services/audit.ts';
 import { ClientService } from './services/clients.ts';
 import { ConsentService } from './services/consents.ts';
 import { KeyService } from './services/keys.ts';
 import { AccountLockout } from './services/lockout.ts';
-import { Metrics } from './services/metrics.ts';
+import type { Metrics } from './services/metrics.ts';
 import { MfaService } from './services/mfa.ts';
 import { dummyHash } from './services/passwords.ts';
 import { RoleService } from './services/roles.ts';
@@ -84,6 +83,15 @@ export async function createGatehouse(
   options: ServiceOptions & { cookieKeys: string[] },
 ): Promise<Gatehouse> {
   const services = createServices(options);
+  // The protocol stack loads here, not at import: CLI commands never need it.
+  const [{ CsrfTokens }, { ClientDirectory }, { buildProvider }, { ProviderHost }, { Metrics }] =
+    await Promise.all([
+      import('./lib/csrf.ts'),
+      import('./oidc/client-directory.ts'),
+      import('./oidc/provider.ts'),
+      import('./oidc/provider-host.ts'),
+      import('./services/metrics.ts'),
+    ]);
   try {
     await services.roles.ensureDefaultRoles();
     // The first failed sign-in would otherwise pay for making the dummy hash.

@@ -5,14 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../config.ts';
 import { CodedError } from '../lib/errors.ts';
-import { clientCommand } from './commands/client.ts';
-import { keyCommand } from './commands/key.ts';
-import { migrateCommand } from './commands/migrate.ts';
-import { rekeyCommand } from './commands/rekey.ts';
-import { roleCommand } from './commands/role.ts';
-import { serveCommand } from './commands/serve.ts';
-import { userCommand } from './commands/user.ts';
-import { type CommandContext, type Output, UsageError } from './support.ts';
+import { type CommandContext, type Output, UsageError } from './usage.ts';
 
 export const USAGE = `usage: gatehouse <command> [options] [--json]
 
@@ -36,14 +29,17 @@ commands:
 
 configuration comes from the environment and .env (see .env.example)`;
 
-const COMMANDS: Record<string, (args: string[], context: CommandContext) => Promise<void>> = {
-  serve: serveCommand,
-  migrate: migrateCommand,
-  client: clientCommand,
-  user: userCommand,
-  role: roleCommand,
-  key: keyCommand,
-  rekey: rekeyCommand,
+type Command = (args: string[], context: CommandContext) => Promise<void>;
+
+/** Each command's module loads only when it runs: a CLI call pays for what it uses. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./commands/serve.ts')).serveCommand,
+  migrate: async () => (await import('./commands/migrate.ts')).migrateCommand,
+  client: async () => (await import('./commands/client.ts')).clientCommand,
+  user: async () => (await import('./commands/user.ts')).userCommand,
+  role: async () => (await import('./commands/role.ts')).roleCommand,
+  key: async () => (await import('./commands/key.ts')).keyCommand,
+  rekey: async () => (await import('./commands/rekey.ts')).rekeyCommand,
 };
 
 export async function main(argv: string[], output: Output = defaultOutput()): Promise<number> {
@@ -54,14 +50,15 @@ export async function main(argv: string[], output: Output = defaultOutput()): Pr
     output.err(USAGE);
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = COMMANDS[name];
+  if (!load) {
     output.err(`gatehouse: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
   try {
     loadDotEnv();
     const config = loadConfig();
+    const command = await load();
     await command(rest, { config, json, output });
     return 0;
   } catch (error) {

@@ -2,27 +2,14 @@
 // services on the right database for the length of one command.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import pino from 'pino';
-import type { Config } from '../config.ts';
 import { createServices, type Services } from '../context.ts';
 import { applyMigrations, pendingMigrations } from '../db/migrator.ts';
 import { openCliDatabase } from '../db/open-database.ts';
 import { resolveSecrets } from '../lib/development-secrets.ts';
 import { CodedError } from '../lib/errors.ts';
+import { type CommandContext, UsageError } from './usage.ts';
 
-export interface Output {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-export interface CommandContext {
-  config: Readonly<Config>;
-  json: boolean;
-  output: Output;
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { type CommandContext, type Output, UsageError } from './usage.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
