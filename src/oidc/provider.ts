@@ -52,6 +52,10 @@ export const PROVIDER_PATHS = new Set([
   '/session/end/success',
 ]);
 const RESUME_PATH = /^\/auth\/[A-Za-z0-9_-]{1,64}$/;
+/** Discovery and keys: public metadata any origin may read (SPEC "CORS"). */
+const PUBLIC_METADATA_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
+/** The longest a client assertion may stay valid, in seconds. */
+const MAX_ASSERTION_LIFETIME = 3600;
 
 export function isProviderPath(pathname: string): boolean {
   return PROVIDER_PATHS.has(pathname) || RESUME_PATH.test(pathname);
@@ -78,6 +82,16 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // Put the claims of granted scopes in the ID token too (SPEC), not only in userinfo.
     conformIdTokenClaims: false,
     acrValues: [ACR_PASSWORD, ACR_SECOND_FACTOR],
+    // OIDC Core §9 / RFC 7523 §3: client assertions are short-lived. oidc-provider only
+    // checks that exp is in the future; refuse one that stays valid for over an hour.
+    assertJwtClientAuthClaimsAndHeader: async (_ctx, claims) => {
+      const now = Math.floor(Date.now() / 1000);
+      const exp = Number(claims.exp);
+      const iat = typeof claims.iat === 'number' ? claims.iat : now;
+      if (exp - Math.min(iat, now) > MAX_ASSERTION_LIFETIME) {
+        throw new errors.InvalidClientAuth('client assertions must expire within an hour of being issued');
+      }
+    },
     // SPEC: a client may receive only the scopes registered for it; asking for
     // more is refused with invalid_scope. The library checks only its own OIDC
     // scopes against the client (actions/authorization/scopes.js) and silently
@@ -214,6 +228,23 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       body.error_description === 'requested grant type is not allowed for this client'
     ) {
       body.error = 'unauthorized_client';
+    }
+  });
+
+  // The library's CORS middleware echoes any Origin and withdraws it only once a
+  // client is assigned (clientBasedCORS), so answers that never get that far (an
+  // unknown or missing client, a bad token at /me) let any site read them. Keep
+  // the header only for the registered origins of the request's client; public
+  // metadata may be read by anyone.
+  provider.use(async (ctx, next) => {
+    await next();
+    const origin = ctx.get('origin');
+    const allowed = ctx.response.get('access-control-allow-origin');
+    if (!origin || !allowed || allowed === '*' || PUBLIC_METADATA_PATHS.has(ctx.path)) return;
+    const clientId = (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
+    if (!clientId || !clients.corsOriginsOf(clientId).includes(origin)) {
+      ctx.remove('Access-Control-Allow-Origin');
+      ctx.remove('Access-Control-Expose-Headers');
     }
   });
 

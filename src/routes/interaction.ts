@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Grant, InteractionResults } from 'oidc-provider';
+import { errors, type Grant, type InteractionResults } from 'oidc-provider';
 import type { CsrfTokens } from '../lib/csrf.ts';
 import { CodedError } from '../lib/errors.ts';
 import { ACR_PASSWORD, ACR_SECOND_FACTOR } from '../oidc/accounts.ts';
@@ -186,8 +186,11 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
     let details: Details;
     try {
       details = await provider().interactionDetails(request.raw, reply.raw);
-    } catch {
-      throw EXPIRED();
+    } catch (error) {
+      // No interaction (cookie missing, expired, consumed) is the browser's problem;
+      // anything else, such as the database being down, is ours: a 500 page.
+      if (error instanceof errors.OIDCProviderError) throw EXPIRED();
+      throw error;
     }
     if (details.uid !== request.params.uid) throw EXPIRED();
     return details;

@@ -47,8 +47,13 @@ export function registerProtocolGuard(app: FastifyInstance, deps: ProtocolGuardD
     if (!perIp.allowed) return refuseLimited(reply, perIp);
 
     const clientId = await claimedClientId(request);
-    if (clientId === null)
+    if (clientId === null) {
+      // The rest of the body is never read: close the connection after answering (as
+      // Fastify does with its 413), or the socket stays open with the client still
+      // sending, and a keep-alive client's next request on it never gets an answer.
+      reply.header('connection', 'close');
       return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+    }
     if (!clientId) return; // no client named: the provider refuses it
     const perClient = await deps.limiter.hit('token', `client:${clientId}`);
     setLimitHeaders(reply, perClient.remaining < perIp.remaining ? perClient : perIp);

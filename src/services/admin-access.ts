@@ -82,9 +82,11 @@ export class AdminAccess {
     if (!match?.[1] || match[1].length > MAX_TOKEN_LENGTH) {
       return unauthenticated('malformed_token', 'the Authorization header must be "Bearer <access token>"');
     }
+    // Outside the try: failing to load the keys (the database) is a server error, not a bad token.
+    const keySet = await this.#keySetNow();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(match[1], await this.#keySetNow(), {
+      ({ payload } = await jwtVerify(match[1], keySet, {
         issuer: this.#config.issuer,
         audience: this.audience,
         typ: 'at+jwt',
