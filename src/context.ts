@@ -98,6 +98,8 @@ export async function createGatehouse(
     await dummyHash();
     await services.keys.ensureActiveKey();
     const clientDirectory = new ClientDirectory(services.db);
+    // Changes made through this process (admin API) apply at once; others within the directory's TTL.
+    services.clients.onChange((clientId) => clientDirectory.forget(clientId));
     const metrics = new Metrics(services.db);
     services.audit.observe((type) => metrics.countAuditEvent(type));
     const providerHost = await ProviderHost.create(async () => {

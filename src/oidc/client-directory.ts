@@ -1,7 +1,9 @@
 // What oidc-provider needs to know about clients, read from the database.
 // Each protocol request looks its client up through findMetadata() first, which
-// also refreshes the record the synchronous policy lookups below read, so a
-// change to a client takes effect on its next request without a restart.
+// also refreshes the record the synchronous policy lookups below read. Records
+// are reused for CLIENT_TTL_MS: a change made through this process's
+// ClientService (admin API) is forgotten at once; one made elsewhere (the CLI,
+// another instance) applies within that time, without a restart.
 import type { AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/prisma.ts';
 import type { Client as ClientRow } from '../generated/prisma/client.ts';
@@ -18,10 +20,26 @@ export const OIDC_SCOPES: ReadonlySet<string> = new Set([
 const CLIENT_ID_SHAPE = /^[\x21-\x7e]{1,255}$/;
 /** How long the set of registered CORS origins is reused (SPEC: changes apply within 5 s). */
 const ORIGINS_TTL_MS = 2_000;
+/**
+ * How long a looked-up client (or its absence) is reused: 2 s, like the origins
+ * (SPEC: changes apply within 5 s). Without it every token request read the
+ * client twice (protocol guard, then oidc-provider), which halved throughput.
+ */
+const CLIENT_TTL_MS = 2_000;
+/** Bounds the cache against floods of made-up client ids (each is cached as absent). */
+const MAX_CACHED_CLIENTS = 10_000;
+
+interface CachedClient {
+  row: ClientRow | undefined;
+  metadata: AdapterPayload | undefined;
+  at: number;
+}
 
 export class ClientDirectory {
   readonly #db: Database;
-  readonly #seen = new Map<string, ClientRow>();
+  readonly #seen = new Map<string, CachedClient>();
+  /** One query per client id at a time: concurrent misses wait for the same read. */
+  readonly #reading = new Map<string, Promise<CachedClient>>();
   readonly extraMetadataProperties: readonly string[] = [];
   #origins: { set: Set<string>; at: number } | undefined;
 
@@ -32,13 +50,44 @@ export class ClientDirectory {
   async findMetadata(clientId: string): Promise<AdapterPayload | undefined> {
     // Refuse what cannot be a client id before it reaches SQL (NUL bytes, huge values).
     if (!CLIENT_ID_SHAPE.test(clientId)) return undefined;
-    const row = await this.#db.client.findUnique({ where: { clientId } });
-    if (!row) {
-      this.#seen.delete(clientId);
-      return undefined;
-    }
-    this.#seen.set(clientId, row);
-    return toMetadata(row);
+    const cached = this.#seen.get(clientId);
+    if (cached && Date.now() - cached.at < CLIENT_TTL_MS) return cached.metadata;
+    return (await this.#read(clientId)).metadata;
+  }
+
+  /**
+   * Marks what is cached about a client stale, so its next request reads it
+   * afresh (ClientService calls this after every change). The record stays for
+   * the synchronous lookups of requests already past findMetadata().
+   */
+  forget(clientId: string): void {
+    const cached = this.#seen.get(clientId);
+    if (cached) cached.at = 0;
+    this.#reading.delete(clientId);
+    this.#origins = undefined;
+  }
+
+  #read(clientId: string): Promise<CachedClient> {
+    const pending = this.#reading.get(clientId);
+    if (pending) return pending;
+    const read = this.#db.client
+      .findUnique({ where: { clientId } })
+      .then((found) => {
+        const row = found ?? undefined;
+        const entry: CachedClient = { row, metadata: row ? toMetadata(row) : undefined, at: Date.now() };
+        // A forget() while the query ran means the row may be stale: answer with it, cache nothing.
+        if (this.#reading.get(clientId) === read) {
+          this.#seen.delete(clientId);
+          if (this.#seen.size >= MAX_CACHED_CLIENTS) this.#seen.delete(this.#seen.keys().next().value!);
+          this.#seen.set(clientId, entry);
+        }
+        return entry;
+      })
+      .finally(() => {
+        if (this.#reading.get(clientId) === read) this.#reading.delete(clientId);
+      });
+    this.#reading.set(clientId, read);
+    return read;
   }
 
   /** Every origin some client registered (answers CORS preflights, which name no client). */
@@ -51,39 +100,41 @@ export class ClientDirectory {
     return this.#origins.set;
   }
 
-  /** Reads a client afresh (for code outside a protocol request, which has not looked it up yet). */
+  /** The client's record (for code outside a protocol request, which has not looked it up yet). */
   async load(clientId: string): Promise<ClientRow | undefined> {
-    await this.findMetadata(clientId);
-    return this.#seen.get(clientId);
+    if (!CLIENT_ID_SHAPE.test(clientId)) return undefined;
+    const cached = this.#seen.get(clientId);
+    if (cached && Date.now() - cached.at < CLIENT_TTL_MS) return cached.row;
+    return (await this.#read(clientId)).row;
   }
 
   resourcesOf(clientId: string): string[] {
-    return this.#seen.get(clientId)?.resources ?? [];
+    return this.#seen.get(clientId)?.row?.resources ?? [];
   }
 
   scopesOf(clientId: string): string[] {
-    return this.#seen.get(clientId)?.scopes ?? [];
+    return this.#seen.get(clientId)?.row?.scopes ?? [];
   }
 
   mayIntrospect(clientId: string): boolean {
-    return this.#seen.get(clientId)?.introspection === true;
+    return this.#seen.get(clientId)?.row?.introspection === true;
   }
 
   isFirstParty(clientId: string): boolean {
-    return this.#seen.get(clientId)?.firstParty === true;
+    return this.#seen.get(clientId)?.row?.firstParty === true;
   }
 
   corsOriginsOf(clientId: string): string[] {
-    return this.#seen.get(clientId)?.corsOrigins ?? [];
+    return this.#seen.get(clientId)?.row?.corsOrigins ?? [];
   }
 
   ipAllowOf(clientId: string): string[] {
-    return this.#seen.get(clientId)?.ipAllow ?? [];
+    return this.#seen.get(clientId)?.row?.ipAllow ?? [];
   }
 
   /** The rotated-out secret's digest while its grace period lasts. */
   previousSecretDigest(clientId: string): string | undefined {
-    const row = this.#seen.get(clientId);
+    const row = this.#seen.get(clientId)?.row;
     if (!row?.previousSecretDigest || !row.previousSecretExpiresAt) return undefined;
     return row.previousSecretExpiresAt.getTime() > Date.now() ? row.previousSecretDigest : undefined;
   }

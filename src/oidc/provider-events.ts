@@ -14,10 +14,25 @@ export function auditProviderEvents(
   log: FastifyBaseLogger,
   options: { auditClientCredentials: boolean },
 ): void {
-  const record = (event: Parameters<AuditService['record']>[0]) =>
-    audit
+  // The library emits its events without waiting for listeners: each write is
+  // queued on its request and awaited before the response goes out (below), so
+  // an event is in the audit log by the time the client sees the outcome.
+  const pending = new WeakMap<object, Promise<unknown>[]>();
+  const record = (event: Parameters<AuditService['record']>[0], ctx: object) => {
+    const write = audit
       .record(event)
       .catch((error: unknown) => log.error({ err: error, audit: event.type }, 'audit write failed'));
+    pending.set(ctx, [...(pending.get(ctx) ?? []), write]);
+    return write;
+  };
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      await Promise.all(pending.get(ctx) ?? []);
+      pending.delete(ctx);
+    }
+  });
 
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type);
@@ -28,35 +43,44 @@ export function auditProviderEvents(
     });
     if (grantType === 'client_credentials' && !options.auditClientCredentials) return;
     const accountId = (ctx.oidc.entities.Account as { accountId?: string } | undefined)?.accountId;
-    void record({
-      type: 'token.issued',
-      actor: accountId ? `user:${accountId}` : `client:${clientId}`,
-      target: `client:${clientId}`,
-      ip: ctx.ip,
-      details: { grant_type: grantType },
-    });
+    void record(
+      {
+        type: 'token.issued',
+        actor: accountId ? `user:${accountId}` : `client:${clientId}`,
+        target: `client:${clientId}`,
+        ip: ctx.ip,
+        details: { grant_type: grantType },
+      },
+      ctx,
+    );
   });
 
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error_detail?: string }) => {
     if (error.error_detail !== 'refresh token already used') return;
     const token = ctx.oidc.entities.RefreshToken as { accountId?: string; grantId?: string } | undefined;
-    void record({
-      type: 'refresh_token.reuse_detected',
-      actor: `client:${ctx.oidc.client?.clientId}`,
-      target: token?.accountId ? `user:${token.accountId}` : undefined,
-      ip: ctx.ip,
-      details: { grant_revoked: true },
-    });
+    void record(
+      {
+        type: 'refresh_token.reuse_detected',
+        actor: `client:${ctx.oidc.client?.clientId}`,
+        target: token?.accountId ? `user:${token.accountId}` : undefined,
+        ip: ctx.ip,
+        details: { grant_revoked: true },
+      },
+      ctx,
+    );
   });
 
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    void record({
-      type: 'token.revoked',
-      actor: ctx.oidc.client ? `client:${ctx.oidc.client.clientId}` : 'system',
-      ip: ctx.ip,
-      target: `grant:${grantId}`,
-      details: { route: ctx.oidc.route },
-    });
+    void record(
+      {
+        type: 'token.revoked',
+        actor: ctx.oidc.client ? `client:${ctx.oidc.client.clientId}` : 'system',
+        ip: ctx.ip,
+        target: `grant:${grantId}`,
+        details: { route: ctx.oidc.route },
+      },
+      ctx,
+    );
   });
 
   // Revocation of a single token (RFC 7009): only when a token was actually found.
@@ -66,11 +90,14 @@ export function auditProviderEvents(
     const entities = ctx.oidc.entities as Record<string, unknown>;
     const kind = ['AccessToken', 'RefreshToken', 'ClientCredentials'].find((name) => entities[name]);
     if (!kind) return;
-    void record({
-      type: 'token.revoked',
-      actor: `client:${ctx.oidc.client?.clientId}`,
-      ip: ctx.ip,
-      details: { token_type: kind },
-    });
+    void record(
+      {
+        type: 'token.revoked',
+        actor: `client:${ctx.oidc.client?.clientId}`,
+        ip: ctx.ip,
+        details: { token_type: kind },
+      },
+      ctx,
+    );
   });
 }

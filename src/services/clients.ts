@@ -78,12 +78,18 @@ export class ClientService {
   readonly #audit: AuditService;
 
   readonly #sessions: SessionRevocation | undefined;
+  #onChange: ((clientId: string) => void) | undefined;
 
   /** With `options.sessions`, deleting a client also revokes its grants and tokens. */
   constructor(db: Database, audit: AuditService, options: { sessions?: SessionRevocation } = {}) {
     this.#db = db;
     this.#audit = audit;
     this.#sessions = options.sessions;
+  }
+
+  /** Called with a client's id after each committed change to it (the client directory forgets its copy). */
+  onChange(listener: (clientId: string) => void): void {
+    this.#onChange = listener;
   }
 
   async create(input: ClientInput, by: Actor): Promise<{ client: ClientView; client_secret?: string }> {
@@ -109,6 +115,7 @@ export class ClientService {
       );
       return created;
     });
+    this.#onChange?.(clientId);
     return { client: toView(row), ...(secret ? { client_secret: secret } : {}) };
   }
 
@@ -204,6 +211,7 @@ export class ClientService {
       );
       return updated;
     });
+    this.#onChange?.(clientId);
     return { client: toView(row), ...(secret ? { client_secret: secret } : {}) };
   }
 
@@ -227,6 +235,7 @@ export class ClientService {
         tx,
       );
     });
+    this.#onChange?.(clientId);
   }
 
   /**
@@ -270,6 +279,7 @@ export class ClientService {
         tx,
       );
     });
+    this.#onChange?.(clientId);
     return {
       client_id: clientId,
       client_secret: secret,
