@@ -1,16 +1,6 @@
-// SECURITY-CATALOGUE §1 J (browser-facing: CSRF, clickjacking, session,
-// CORS, transport, proxy headers; BR-1..BR-9) and K (login, MFA, brute force,
-// enumeration, hostile identifiers; LG-1..LG-9), black-box against listening
-// servers. SPEC wins over the catalogue: the lockout is 5 failures in 15
-// minutes, and sign-in limits come from GATEHOUSE_RATE_LIMITS, set explicitly
-// here wherever a count matters. Each test is named after its row.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { generateSync } from 'otplib';
 import t, { type Test } from 'tap';
@@ -18,6 +8,7 @@ import { argon2idHasher, type PasswordHasher } from '../../src/services/password
 import { UserService } from '../../src/services/users.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 import { Agent, csrfOf, discover, exchange, formActionOf, type Step } from '../helpers/sign-in.ts';
+import { makeSelfSignedCertificate } from '../helpers/tls.ts';
 
 const APP1 = 'https://app1.test/cb';
 const APP1_ORIGIN = 'https://app1.test';
@@ -713,34 +704,7 @@ t.test('BR-7 no CORS for untrusted origins; never a reflected origin with creden
 });
 
 t.test('BR-8 plain HTTP: pages redirect to HTTPS, APIs fail loudly (see also https.test.ts)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-br8-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const ca = readFileSync(cert);
+  const { cert, key, ca } = makeSelfSignedCertificate(t);
   const port = await freePort();
   const redirectPort = await freePort();
   const tlsIssuer = `https://127.0.0.1:${port}`;

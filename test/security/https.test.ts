@@ -1,14 +1,9 @@
-// HTTPS served directly: TLS 1.2+, HSTS on every response, Secure cookies, and
-// the plain-HTTP listener that redirects GET/HEAD (308) and refuses the rest.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t from 'tap';
 import { freePort, startTestServer } from '../helpers/server.ts';
+import { makeSelfSignedCertificate } from '../helpers/tls.ts';
 
 interface Answer {
   status: number;
@@ -34,34 +29,7 @@ function call(url: string, options: { method?: string; ca?: Buffer; body?: strin
 }
 
 t.test('HTTPS with a redirect listener', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const ca = readFileSync(cert);
+  const { cert, key, ca } = makeSelfSignedCertificate(t);
   const port = await freePort();
   const redirectPort = await freePort();
   const issuer = `https://127.0.0.1:${port}`;

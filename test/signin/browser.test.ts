@@ -3,43 +3,17 @@
 // accessible, nothing is blocked by the policy, and the code the browser brings
 // to the relying party's callback is exchanged with openid-client.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import t from 'tap';
-import { launchBrowser } from '../helpers/browser.ts';
-import type { TestContext } from '../helpers/database.ts';
+import { launchBrowser, startCallbackServer } from '../helpers/browser.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { discover } from '../helpers/sign-in.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** The relying party's callback: records every request URL and answers 200 "ok". */
-async function startCallbackServer(t: TestContext): Promise<{ redirectUri: string; hits: URL[] }> {
-  const hits: URL[] = [];
-  const server = createServer((request, response) => {
-    const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
-    hits.push(url);
-    response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
-  return { redirectUri: `http://127.0.0.1:${port}/cb`, hits };
-}
 
 t.test('sign-in in a real browser, code exchanged by openid-client', async (t) => {
   const server = await startTestServer(t);

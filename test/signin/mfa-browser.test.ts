@@ -1,14 +1,8 @@
-// The second factor in a real Chromium with the production CSP: an admin
-// without a factor enrols during sign-in (QR code, secret, code, recovery
-// codes), then signs in again in a fresh browser context with password and
-// code. The relying party exchanges each code with openid-client.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { generateSync } from 'otplib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
-import { launchBrowser } from '../helpers/browser.ts';
+import { launchBrowser, startCallbackServer } from '../helpers/browser.ts';
 import type { TestContext } from '../helpers/database.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { discover } from '../helpers/sign-in.ts';
@@ -16,25 +10,6 @@ import { discover } from '../helpers/sign-in.ts';
 const PASSWORD = 'admin passphrase for the browser test';
 const LOA2 = 'urn:gatehouse:loa:2';
 const PERIOD = 30;
-
-/** The relying party's callback: answers 200 "ok" to anything. */
-async function startCallbackServer(t: TestContext): Promise<string> {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`;
-}
 
 /** A browser context whose pages report every CSP violation and page error into `problems`. */
 async function watchedContext(t: TestContext, browser: Browser, problems: string[]): Promise<BrowserContext> {
@@ -60,7 +35,7 @@ async function watchedContext(t: TestContext, browser: Browser, problems: string
 t.test('an admin enrols a second factor in the browser, then signs in with it', async (t) => {
   const server = await startTestServer(t);
   const { issuer, gatehouse } = server;
-  const redirectUri = await startCallbackServer(t);
+  const { redirectUri } = await startCallbackServer(t);
   const admin = await gatehouse.users.create(
     { email: 'browser.admin@example.com', name: 'Browser Admin', password: PASSWORD, roles: ['admin'] },
     { actor: 'test' },
