@@ -10,7 +10,8 @@
 // a burst of other work on the machine.
 //
 // Settings (environment): BENCH_SECONDS (10, per scenario), BENCH_WARMUP_SECONDS
-// (5), BENCH_RATIO_ROUNDS (3, alternating rounds for the ratio), BENCH_ONLY
+// (5), BENCH_RATIO_WARMUP_SECONDS (20, once for each side before the ratio's
+// rounds), BENCH_RATIO_ROUNDS (3, alternating rounds for the ratio), BENCH_ONLY
 // (`ratio`: only the Gatehouse/ceiling comparison), BENCH_CONNECTIONS (10), BENCH_SIGN_IN_CONCURRENCY (4), BENCH_SIGN_IN_RATE
 // (10 per second, beside the token load), BENCH_TOKENS (100000, for the memory
 // check), BENCH_TOKENS_MAX_SECONDS (180, a cap on that run),
@@ -34,6 +35,7 @@ const SECONDS = setting('BENCH_SECONDS', 10);
 // 2026-12-04 Gatehouse's first run gave 2846 req/s, a later one 3902).
 const WARMUP_SECONDS = setting('BENCH_WARMUP_SECONDS', 5, 0);
 const RATIO_ROUNDS = Math.round(setting('BENCH_RATIO_ROUNDS', 3, 1));
+const RATIO_WARMUP_SECONDS = setting('BENCH_RATIO_WARMUP_SECONDS', 20, 0);
 const ONLY = process.env.BENCH_ONLY || undefined;
 if (ONLY !== undefined && ONLY !== 'ratio') throw new Error('BENCH_ONLY must be `ratio` or unset');
 const CONNECTIONS = Math.round(setting('BENCH_CONNECTIONS', 10));
@@ -589,6 +591,11 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
   const rows: Row[] = [];
 
   progress(`client credentials: Gatehouse and the ceiling in ${RATIO_ROUNDS} alternating rounds`);
+  // Both keep getting faster for tens of seconds under load (V8's optimising
+  // tiers), Gatehouse, with more code on the path, for longer: each gets the
+  // same long warm-up first, so the rounds compare steady states.
+  for (const server of [gatehouse, ceiling])
+    await load({ ...ccOptions(server), seconds: RATIO_WARMUP_SECONDS });
   const gatehouseRuns: LoadResult[] = [];
   const ceilingRuns: LoadResult[] = [];
   for (let round = 0; round < RATIO_ROUNDS; round++) {
@@ -614,7 +621,9 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
   };
   if (ONLY === 'ratio') {
     await stopChild(gatehouse.child);
-    console.log(`\nGatehouse benchmark (BENCH_ONLY=ratio) — ${new Date().toISOString()}, Node ${process.version}\n`);
+    console.log(
+      `\nGatehouse benchmark (BENCH_ONLY=ratio) — ${new Date().toISOString()}, Node ${process.version}\n`,
+    );
     printTable(rows);
     console.log('');
     printRatio();

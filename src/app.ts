@@ -9,6 +9,7 @@ import Fastify, {
 } from 'fastify';
 import type { Gatehouse } from './context.ts';
 import { CodedError } from './lib/errors.ts';
+import { deferredChildLogger } from './logger.ts';
 import { mountProvider, pathOf } from './oidc/mount.ts';
 import { notFoundBody } from './oidc/provider.ts';
 import { accountRoutes } from './routes/account.ts';
@@ -36,6 +37,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = gatehouse;
   const app = Fastify({
     loggerInstance: gatehouse.log,
+    childLoggerFactory: deferredChildLogger,
     trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',

@@ -1,7 +1,8 @@
 // Fastify's pino logger. Credentials never reach the logs: headers that carry
 // them are redacted, request bodies are never logged, and the URL is logged
 // without its query string (which may hold codes, tokens or state).
-import type { FastifyServerOptions } from 'fastify';
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify';
+import pino, { type Bindings, type ChildLoggerOptions, type LogFn } from 'pino';
 
 export const REDACTED_PATHS = [
   'req.headers.authorization',
@@ -49,4 +50,66 @@ export function loggerOptions(
 export function stripQuery(url: string): string {
   const index = url.indexOf('?');
   return index === -1 ? url : `${url.slice(0, index)}?[redacted]`;
+}
+
+type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * Fastify makes a child logger for every request, to bind its request id.
+ * With the redaction above, pino passes every binding through its redactor,
+ * which cost more than the rest of a JWKS request's logging and metrics
+ * together. This stands in for that child and makes it only when the request
+ * logs a line at an enabled level: at `info`, for each request; at `warn`,
+ * for the rare request that warns.
+ */
+class DeferredChildLogger implements FastifyBaseLogger {
+  readonly #parent: FastifyBaseLogger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions;
+  #child: FastifyBaseLogger | undefined;
+
+  constructor(parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.#options.level ?? this.#parent.level;
+  }
+
+  set level(level: string) {
+    this.#made().level = level;
+  }
+
+  fatal: LogFn = (...args: Parameters<LogFn>) => this.#log('fatal', args);
+  error: LogFn = (...args: Parameters<LogFn>) => this.#log('error', args);
+  warn: LogFn = (...args: Parameters<LogFn>) => this.#log('warn', args);
+  info: LogFn = (...args: Parameters<LogFn>) => this.#log('info', args);
+  debug: LogFn = (...args: Parameters<LogFn>) => this.#log('debug', args);
+  trace: LogFn = (...args: Parameters<LogFn>) => this.#log('trace', args);
+  silent: LogFn = () => {};
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#made().child(bindings, options);
+  }
+
+  #made(): FastifyBaseLogger {
+    this.#child ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#child;
+  }
+
+  #log(level: LevelName, args: Parameters<LogFn>): void {
+    if (!this.#child && !(pino.levels.values[level]! >= (pino.levels.values[this.level] ?? Infinity))) return;
+    (this.#made()[level] as (...values: unknown[]) => void)(...args);
+  }
+}
+
+/** Fastify's childLoggerFactory: a deferred child per request (see DeferredChildLogger). */
+export function deferredChildLogger(
+  parent: FastifyBaseLogger,
+  bindings: Bindings,
+  options: ChildLoggerOptions,
+): FastifyBaseLogger {
+  return new DeferredChildLogger(parent, bindings, options);
 }

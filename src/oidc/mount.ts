@@ -20,7 +20,9 @@ export function mountProvider(app: FastifyInstance, host: ProviderHost, issuer: 
     headers.host = issuerUrl.host;
     headers['x-forwarded-host'] = issuerUrl.host;
     headers['x-forwarded-proto'] = scheme;
-    delete headers.forwarded;
+    // Deleting a property turns the headers object into a slow dictionary for
+    // every later header read (Koa and the provider read dozens): only when present.
+    if (headers.forwarded !== undefined) delete headers.forwarded;
     if (!isProviderPath(pathOf(request.url))) {
       done();
       return;

@@ -25,12 +25,19 @@ export function auditProviderEvents(
     pending.set(ctx, [...(pending.get(ctx) ?? []), write]);
     return write;
   };
+  // One middleware: after the library has answered, record a revocation, then
+  // wait for the request's audit writes (most requests, client credentials
+  // among them, have none and wait for nothing).
   provider.use(async (ctx, next) => {
     try {
       await next();
+      recordRevocation(ctx);
     } finally {
-      await Promise.all(pending.get(ctx) ?? []);
-      pending.delete(ctx);
+      const writes = pending.get(ctx);
+      if (writes) {
+        pending.delete(ctx);
+        await Promise.all(writes);
+      }
     }
   });
 
@@ -84,20 +91,20 @@ export function auditProviderEvents(
   });
 
   // Revocation of a single token (RFC 7009): only when a token was actually found.
-  provider.use(async (ctx, next) => {
-    await next();
-    if (ctx.oidc?.route !== 'revocation' || ctx.status !== 200) return;
-    const entities = ctx.oidc.entities as Record<string, unknown>;
+  function recordRevocation(ctx: Parameters<Parameters<Provider['use']>[0]>[0]): void {
+    const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
+    if (oidc?.route !== 'revocation' || ctx.status !== 200) return;
+    const entities = oidc.entities as Record<string, unknown>;
     const kind = ['AccessToken', 'RefreshToken', 'ClientCredentials'].find((name) => entities[name]);
     if (!kind) return;
     void record(
       {
         type: 'token.revoked',
-        actor: `client:${ctx.oidc.client?.clientId}`,
+        actor: `client:${oidc.client?.clientId}`,
         ip: ctx.ip,
         details: { token_type: kind },
       },
       ctx,
     );
-  });
+  }
 }

@@ -210,51 +210,37 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     return previous !== undefined && digestsEqual(digest, previous);
   };
 
+  // The library finds the Client it built for a lookup by hashing the JSON of
+  // the metadata the adapter returned, on every request (models/client.js).
+  // The directory hands out one metadata object per client until that client
+  // is read afresh, so the built Client is kept on that object instead: the
+  // same answer without serialising and hashing per request. A changed client
+  // comes back as a new object, and so as a newly built Client.
+  const builtClients = new WeakMap<object, InstanceType<typeof provider.Client>>();
+  const findClient = provider.Client.find.bind(provider.Client);
+  provider.Client.find = async (id: string) => {
+    const metadata = typeof id === 'string' ? await clients.findMetadata(id) : undefined;
+    if (!metadata) return undefined;
+    const built = builtClients.get(metadata);
+    if (built) return built;
+    const client = await findClient(id);
+    if (client) builtClients.set(metadata, client);
+    return client;
+  };
+
   // The library's ReplayDetection.unique() is find-then-save, so two parallel
   // uses of one client assertion (or DPoP proof) could both pass. One atomic
   // insert decides instead; the callers turn `false` into their own error.
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
     insertIfAbsent(db, 'ReplayDetection', `${iss}${jti}`, exp - Math.floor(Date.now() / 1000));
 
-  // RFC 6749 §5.2: a grant type the client is not registered for is
-  // `unauthorized_client`; the library answers `invalid_request` (lib/actions/token.js).
+  // One middleware around everything the library answers (each layer of Koa
+  // middleware costs every request a promise): the corrections below.
   provider.use(async (ctx, next) => {
     await next();
-    const body = ctx.body as { error?: string; error_description?: string } | undefined;
-    if (
-      ctx.path === '/token' &&
-      ctx.status === 400 &&
-      body?.error === 'invalid_request' &&
-      body.error_description === 'requested grant type is not allowed for this client'
-    ) {
-      body.error = 'unauthorized_client';
-    }
-  });
-
-  // The library's CORS middleware echoes any Origin and withdraws it only once a
-  // client is assigned (clientBasedCORS), so answers that never get that far (an
-  // unknown or missing client, a bad token at /me) let any site read them. Keep
-  // the header only for the registered origins of the request's client; public
-  // metadata may be read by anyone.
-  provider.use(async (ctx, next) => {
-    await next();
-    const origin = ctx.get('origin');
-    const allowed = ctx.response.get('access-control-allow-origin');
-    if (!origin || !allowed || allowed === '*' || PUBLIC_METADATA_PATHS.has(ctx.path)) return;
-    const clientId = (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
-    if (!clientId || !clients.corsOriginsOf(clientId).includes(origin)) {
-      ctx.remove('Access-Control-Allow-Origin');
-      ctx.remove('Access-Control-Expose-Headers');
-    }
-  });
-
-  // One 404 for every unknown path or method, whichever side would own it.
-  provider.use(async (ctx, next) => {
-    await next();
-    if (ctx.status === 404 && !ctx.body) {
-      ctx.status = 404;
-      ctx.body = notFoundBody(ctx.method, ctx.path);
-    }
+    answerUnknownRoutes(ctx);
+    withdrawUnregisteredCors(ctx, clients);
+    renameDisallowedGrantError(ctx);
   });
   auditProviderEvents(provider, deps.audit, deps.metrics, deps.log, {
     auditClientCredentials: config.auditClientCredentials,
@@ -282,6 +268,52 @@ function signInPolicy() {
     }),
   );
   return policy;
+}
+
+/** What a provider.use() middleware is handed. */
+type ProviderContext = Parameters<Parameters<Provider['use']>[0]>[0];
+
+/** One 404 for every unknown path or method, whichever side would own it. */
+function answerUnknownRoutes(ctx: ProviderContext): void {
+  if (ctx.status === 404 && !ctx.body) {
+    ctx.status = 404;
+    ctx.body = notFoundBody(ctx.method, ctx.path);
+  }
+}
+
+/**
+ * The library's CORS middleware echoes any Origin and withdraws it only once a
+ * client is assigned (clientBasedCORS), so answers that never get that far (an
+ * unknown or missing client, a bad token at /me) let any site read them. Keep
+ * the header only for the registered origins of the request's client; public
+ * metadata may be read by anyone.
+ */
+function withdrawUnregisteredCors(ctx: ProviderContext, clients: ClientDirectory): void {
+  const origin = ctx.get('origin');
+  if (!origin) return;
+  const allowed = ctx.response.get('access-control-allow-origin');
+  if (!allowed || allowed === '*' || PUBLIC_METADATA_PATHS.has(ctx.path)) return;
+  const clientId = (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
+  if (!clientId || !clients.corsOriginsOf(clientId).includes(origin)) {
+    ctx.remove('Access-Control-Allow-Origin');
+    ctx.remove('Access-Control-Expose-Headers');
+  }
+}
+
+/**
+ * RFC 6749 §5.2: a grant type the client is not registered for is
+ * `unauthorized_client`; the library answers `invalid_request` (lib/actions/token.js).
+ */
+function renameDisallowedGrantError(ctx: ProviderContext): void {
+  const body = ctx.body as { error?: string; error_description?: string } | undefined;
+  if (
+    ctx.status === 400 &&
+    ctx.path === '/token' &&
+    body?.error === 'invalid_request' &&
+    body.error_description === 'requested grant type is not allowed for this client'
+  ) {
+    body.error = 'unauthorized_client';
+  }
 }
 
 export function adminResource(issuer: string): string {
