@@ -254,9 +254,12 @@ function memoryOf(pid: number): Memory {
   return { rssKb: field('VmRSS'), peakKb: field('VmHWM') };
 }
 
-/** User + system CPU seconds the process has used. */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/**
+ * User + system CPU seconds the process has used (all its threads), or with
+ * `mainThread` its JavaScript thread alone (on Linux the main thread's id is the pid).
+ */
+function cpuSecondsOf(pid: number, mainThread = false): number {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
@@ -278,6 +281,8 @@ interface Row {
   socketErrors: number;
   /** Server CPU over the run, in % of one core. */
   cpu: number | undefined;
+  /** Server main-thread CPU per response, in µs (the thread every request queues for). */
+  mainUs?: number;
   /** False for rows shown for information (the mixed requests of a sign-in have no single latency). */
   targets?: boolean;
   load1: number;
@@ -306,12 +311,15 @@ interface LoadResult {
   latencies: number[];
   result: autocannon.Result;
   cpu: number;
+  /** CPU seconds of the server's main (JavaScript) thread over the run. */
+  mainThreadSeconds: number;
 }
 
 /** One bounded autocannon run; latencies are recorded per response (autocannon's own are whole ms). */
 async function load(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
   const cpuBefore = cpuSecondsOf(options.server.pid);
+  const mainBefore = cpuSecondsOf(options.server.pid, true);
   const started = performance.now();
   const instance = autocannon({
     url: `${options.server.url}${options.path}`,
@@ -333,7 +341,8 @@ async function load(options: LoadOptions): Promise<LoadResult> {
   if (cap) clearTimeout(cap);
   const elapsedMs = performance.now() - started;
   const cpu = ((cpuSecondsOf(options.server.pid) - cpuBefore) / (elapsedMs / 1000)) * 100;
-  return { responses: latencies.length, elapsedMs, latencies, result, cpu };
+  const mainThreadSeconds = cpuSecondsOf(options.server.pid, true) - mainBefore;
+  return { responses: latencies.length, elapsedMs, latencies, result, cpu, mainThreadSeconds };
 }
 
 async function measure(scenario: string, options: LoadOptions): Promise<Row> {
@@ -359,6 +368,7 @@ function combine(runs: LoadResult[]): LoadResult {
       errors: runs.reduce((sum, run) => sum + run.result.errors, 0),
     },
     cpu: runs.reduce((sum, run) => sum + run.cpu * run.elapsedMs, 0) / elapsedMs,
+    mainThreadSeconds: runs.reduce((sum, run) => sum + run.mainThreadSeconds, 0),
   };
 }
 
@@ -374,6 +384,7 @@ function rowOf(scenario: string, run: LoadResult, note?: string): Row {
     non2xx: run.result.non2xx + run.result.mismatches,
     socketErrors: run.result.errors,
     cpu: run.cpu,
+    mainUs: (run.mainThreadSeconds * 1e6) / run.responses,
     load1: loadavg()[0]!,
     ...(note ? { note } : {}),
   };
@@ -436,6 +447,7 @@ function printTable(rows: Row[]): void {
     'p99/p50',
     'errors non2xx/socket',
     'srv CPU',
+    'main µs/req',
     'load1',
     'targets',
   ];
@@ -447,6 +459,7 @@ function printTable(rows: Row[]): void {
     fixed(row.p99 / row.p50, 1),
     `${row.non2xx}/${row.socketErrors}`,
     row.cpu === undefined ? '-' : `${fixed(row.cpu, 0)}%`,
+    row.mainUs === undefined ? '-' : fixed(row.mainUs, 0),
     fixed(row.load1, 2),
     verdict(row),
   ]);
@@ -456,7 +469,7 @@ function printTable(rows: Row[]): void {
   const format = (cells: string[]) =>
     cells
       .map((cell, index) =>
-        index === 0 || index === 8 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!),
+        index === 0 || index === 9 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!),
       )
       .join('  ');
   console.log(format(header));
@@ -618,6 +631,11 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
       `Gatehouse / ceiling (client credentials, ${RATIO_ROUNDS} alternating rounds): ${fixed(ccGatehouse.rate)} / ${fixed(ccCeiling.rate)} req/s = ` +
         `${fixed(ratio * 100)}% (target ≥ 90%) ${mark(ratio >= 0.9)}; per round ${perRound.join(', ')}`,
     );
+    // Throughput on 2 shared cores swings with the machine; CPU per request is steadier.
+    console.log(
+      `Main-thread CPU per token: Gatehouse ${fixed(ccGatehouse.mainUs ?? NaN, 0)} µs, ceiling ${fixed(ccCeiling.mainUs ?? NaN, 0)} µs ` +
+        `(ceiling / Gatehouse = ${fixed(((ccCeiling.mainUs ?? NaN) / (ccGatehouse.mainUs ?? NaN)) * 100)}%)`,
+    );
   };
   if (ONLY === 'ratio') {
     await stopChild(gatehouse.child);
@@ -740,6 +758,7 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
     `Measured runs: Gatehouse at LOG_LEVEL=warn (one run at info), rate limits raised far above the load, ` +
       `${CONNECTIONS} autocannon connections, ${SECONDS}s each after ${WARMUP_SECONDS}s warm-up; ` +
       'latencies (ms) from every response; srv CPU = server process CPU in % of one core; ' +
+      'main µs/req = CPU time of the server main thread per response; ' +
       'load1 = 1-minute load average after the run.\n',
   );
   printTable(rows);
