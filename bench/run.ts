@@ -621,6 +621,17 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
   // The targets are Gatehouse's; the ceiling's row is the yardstick.
   const ccCeiling = { ...rowOf('client credentials (JWT) — ceiling', combine(ceilingRuns)), targets: false };
   rows.push(ccGatehouse, ccCeiling);
+  const ceilingMetadataRows: Row[] = [];
+  if (ONLY !== 'ratio') {
+    // The library serving its metadata alone: the yardstick for what Gatehouse's
+    // HTTP layer (Fastify, hooks, headers, metrics) adds to every request.
+    for (const [label, path] of [
+      ['JWKS — ceiling', '/jwks'],
+      ['discovery — ceiling', '/.well-known/openid-configuration'],
+    ] as const) {
+      ceilingMetadataRows.push({ ...(await measure(label, { server: ceiling, path })), targets: false });
+    }
+  }
   const ceilingMemory = memoryOf(ceiling.pid);
   await stopChild(ceiling.child);
   const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
@@ -699,6 +710,7 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
   progress('JWKS and discovery');
   rows.push(await measure('JWKS', { server: gatehouse, path: '/jwks' }));
   rows.push(await measure('discovery', { server: gatehouse, path: '/.well-known/openid-configuration' }));
+  rows.push(...ceilingMetadataRows);
 
   progress(`sign-in flow at concurrency ${SIGN_IN_CONCURRENCY}`);
   const signInCpuBefore = cpuSecondsOf(gatehouse.pid);
