@@ -57,8 +57,8 @@ type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 /**
  * Fastify makes a child logger for every request, to bind its request id.
  * With the redaction above, pino passes every binding through its redactor,
- * which cost more than the rest of a JWKS request's logging and metrics
- * together. This stands in for that child and makes it only when the request
+ * which cost a JWKS request more than its metrics did (CPU profile,
+ * 2026-12-04). This stands in for that child and makes it only when the request
  * logs a line at an enabled level: at `info`, for each request; at `warn`,
  * for the rare request that warns.
  */

@@ -7,6 +7,9 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditService } from '../services/audit.ts';
 import type { Metrics } from '../services/metrics.ts';
 
+/** What a provider.use() middleware is handed. */
+export type ProviderContext = Parameters<Parameters<Provider['use']>[0]>[0];
+
 export function auditProviderEvents(
   provider: Provider,
   audit: AuditService,
@@ -91,7 +94,7 @@ export function auditProviderEvents(
   });
 
   // Revocation of a single token (RFC 7009): only when a token was actually found.
-  function recordRevocation(ctx: Parameters<Parameters<Provider['use']>[0]>[0]): void {
+  function recordRevocation(ctx: ProviderContext): void {
     const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
     if (oidc?.route !== 'revocation' || ctx.status !== 200) return;
     const entities = oidc.entities as Record<string, unknown>;

@@ -21,7 +21,7 @@ import { ACR_PASSWORD, ACR_SECOND_FACTOR, createExtraTokenClaims, createFindAcco
 import { createAdapterFactory, insertIfAbsent } from './adapter.ts';
 import { type ClientDirectory, OIDC_SCOPES } from './client-directory.ts';
 import { createLoadExistingGrant } from './grants.ts';
-import { auditProviderEvents } from './provider-events.ts';
+import { auditProviderEvents, type ProviderContext } from './provider-events.ts';
 import { logoutSource, postLogoutSuccessSource, renderError } from './provider-pages.ts';
 
 export interface ProviderDependencies {
@@ -269,9 +269,6 @@ function signInPolicy() {
   );
   return policy;
 }
-
-/** What a provider.use() middleware is handed. */
-type ProviderContext = Parameters<Parameters<Provider['use']>[0]>[0];
 
 /** One 404 for every unknown path or method, whichever side would own it. */
 function answerUnknownRoutes(ctx: ProviderContext): void {

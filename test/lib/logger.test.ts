@@ -52,9 +52,7 @@ t.test('a route-level log level applies, and the level reads as the effective on
 
 t.test('children of the request logger keep its bindings', async (t) => {
   const { parent, lines, flush } = capture('info');
-  deferredChildLogger(parent, { request_id: 'req-10' }, {})
-    .child({ part: 'interaction' })
-    .info('nested');
+  deferredChildLogger(parent, { request_id: 'req-10' }, {}).child({ part: 'interaction' }).info('nested');
   await flush();
   t.equal(lines[0]?.request_id, 'req-10');
   t.equal(lines[0]?.part, 'interaction');
