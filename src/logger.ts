@@ -4,24 +4,32 @@
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify';
 import pino, { type Bindings, type ChildLoggerOptions, type LogFn } from 'pino';
 
+/** Keys whose values are credentials, wherever they appear in a logged object. */
+const SECRET_KEYS = [
+  'password',
+  'client_secret',
+  'clientSecret',
+  'secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'code',
+  'code_verifier',
+  'client_assertion',
+  'privateJwk',
+  'd',
+];
+
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',
   'res.headers["set-cookie"]',
-  '*.password',
-  '*.client_secret',
-  '*.clientSecret',
-  '*.secret',
-  '*.token',
-  '*.access_token',
-  '*.refresh_token',
-  '*.id_token',
-  '*.code',
-  '*.code_verifier',
-  '*.client_assertion',
-  '*.privateJwk',
-  '*.d',
+  // `*.key` covers a key one level down only (`{ body: { password } }`); the
+  // top-level `{ password }` needs its own path.
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((key) => `*.${key}`),
 ];
 
 interface LoggedRequest {

@@ -35,6 +35,19 @@ t.test('lines at enabled levels carry the bindings and are redacted like a pino 
   t.same(lines[0]!.body, { password: '[redacted]' });
 });
 
+t.test('credentials are redacted at the top level of a logged object and one level down', async (t) => {
+  const { parent, lines, flush } = capture('info');
+  parent.info({ password: 'top secret value', client_secret: 'abc', body: { token: 'tkn' }, kid: 'k1' }, 'x');
+  await flush();
+  t.same(lines[0], {
+    ...lines[0],
+    password: '[redacted]',
+    client_secret: '[redacted]',
+    body: { token: '[redacted]' },
+    kid: 'k1',
+  });
+});
+
 t.test('a route-level log level applies, and the level reads as the effective one', async (t) => {
   const { parent, lines, flush } = capture('info');
   const quiet = deferredChildLogger(parent, { request_id: 'req-8' }, { level: 'warn' });
