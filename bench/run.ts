@@ -605,8 +605,8 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
 
   progress(`client credentials: Gatehouse and the ceiling in ${RATIO_ROUNDS} alternating rounds`);
   // Both keep getting faster for tens of seconds under load (V8's optimising
-  // tiers), Gatehouse, with more code on the path, for longer: each gets the
-  // same long warm-up first, so the rounds compare steady states.
+  // tiers): each gets the same long warm-up first, so the rounds compare
+  // steady states.
   for (const server of [gatehouse, ceiling])
     await load({ ...ccOptions(server), seconds: RATIO_WARMUP_SECONDS });
   const gatehouseRuns: LoadResult[] = [];
