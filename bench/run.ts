@@ -642,7 +642,7 @@ async function runScenarios(env: GatehouseEnv, work: string, database: string): 
       `Gatehouse / ceiling (client credentials, ${RATIO_ROUNDS} alternating rounds): ${fixed(ccGatehouse.rate)} / ${fixed(ccCeiling.rate)} req/s = ` +
         `${fixed(ratio * 100)}% (target ≥ 90%) ${mark(ratio >= 0.9)}; per round ${perRound.join(', ')}`,
     );
-    // Throughput on 2 shared cores swings with the machine; CPU per request is steadier.
+    // A second view of the same comparison, free of the load generator's share of the 2 cores.
     console.log(
       `Main-thread CPU per token: Gatehouse ${fixed(ccGatehouse.mainUs ?? NaN, 0)} µs, ceiling ${fixed(ccCeiling.mainUs ?? NaN, 0)} µs ` +
         `(ceiling / Gatehouse = ${fixed(((ccCeiling.mainUs ?? NaN) / (ccGatehouse.mainUs ?? NaN)) * 100)}%)`,
