@@ -18,7 +18,7 @@ import { healthRoutes } from './routes/health.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { metricsRoute, registerHttpMetrics } from './routes/metrics.ts';
 import { registerProtocolGuard } from './routes/protocol-guard.ts';
-import { registerRateLimits } from './routes/rate-limits.ts';
+import { createRateLimiter } from './routes/rate-limits.ts';
 import { registerSecurityHeaders } from './routes/security-headers.ts';
 import { PendingSignIns } from './services/pending-sign-ins.ts';
 
@@ -57,13 +57,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   registerSecurityHeaders(app, config.issuer, Boolean(options.fastify?.https));
-  const limiter = await registerRateLimits(app, config.rateLimits, {
+  const limiter = createRateLimiter(config.rateLimits, {
     redisUrl: config.redisUrl,
     log: gatehouse.log,
     issuer: config.issuer,
     onRefused: (limit) => gatehouse.metrics.rateLimited.inc({ limit }),
   });
   app.addHook('onClose', () => limiter.close());
+  await limiter.ready();
   registerHttpMetrics(app, gatehouse.metrics);
   registerProtocolGuard(app, { clients: gatehouse.clientDirectory, limiter });
   mountProvider(app, gatehouse.providerHost, config.issuer);

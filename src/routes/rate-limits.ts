@@ -1,13 +1,18 @@
-// Rate limits (SPEC GATEHOUSE_RATE_LIMITS) on @fastify/rate-limit's counters:
-// in process by default, in Redis with REDIS_URL so every instance shares them.
+// Rate limits (SPEC GATEHOUSE_RATE_LIMITS) on @fastify/rate-limit's own
+// counters (its LocalStore and RedisStore): in process by default, in Redis
+// with REDIS_URL so every instance shares them. The stores are used directly,
+// not through the plugin's request hooks: its wrapper costs every token request
+// several promise hops, and the in-process store answers at once, so hit()
+// returns a plain outcome then and a promise only when Redis is asked.
 //
 // If Redis fails, the token and admin limits fail OPEN (services keep getting
 // tokens; an outage of the limiter must not become an outage of every API) and
 // the sign-in limits fail CLOSED (guessing passwords while the brake is off is
 // worse than a short sign-in outage). Both are logged.
 import { createHash } from 'node:crypto';
-import rateLimit from '@fastify/rate-limit';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import LocalStore from '@fastify/rate-limit/store/LocalStore.js';
+import RedisStore from '@fastify/rate-limit/store/RedisStore.js';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { Redis } from 'ioredis';
 import type { RateLimits } from '../config.ts';
 
@@ -26,17 +31,40 @@ export class LimiterUnavailableError extends Error {
 }
 
 export interface RateLimiter {
-  /** Counts one hit of `key` against `limit`. */
-  hit(limit: LimitName, key: string): Promise<LimitOutcome>;
+  /**
+   * Counts one hit of `key` against `limit`: the outcome itself when the
+   * counter is in process, a promise of it when the counter is in Redis.
+   * Refuses (throws or rejects with LimiterUnavailableError) only for a limit
+   * that fails closed.
+   */
+  hit(limit: LimitName, key: string): LimitOutcome | Promise<LimitOutcome>;
+  /** Settles once Redis has connected or failed to (at once without Redis): serve after it. */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
 const FAIL_OPEN: Record<LimitName, boolean> = { token: true, admin: true, login: false, login_ip: false };
 
-type Checker = ReturnType<FastifyInstance['createRateLimit']>;
+/** Entries each in-process counter keeps (the plugin's default), least recently used dropped first. */
+const LOCAL_ENTRIES = 5000;
 
-export async function registerRateLimits(
-  app: FastifyInstance,
+/** What both stores answer: hits so far in the window, and milliseconds left in it. */
+interface Count {
+  current: number;
+  ttl: number;
+}
+
+/** The stores' shared contract; the callback runs at once (LocalStore) or later (RedisStore). */
+interface CounterStore {
+  incr(
+    key: string,
+    done: (error: Error | null, count: Count | null) => void,
+    windowMs: number,
+    max: number,
+  ): void;
+}
+
+export function createRateLimiter(
   limits: RateLimits,
   options: {
     redisUrl?: string | undefined;
@@ -44,7 +72,7 @@ export async function registerRateLimits(
     issuer: string;
     onRefused?: (limit: LimitName) => void;
   },
-): Promise<RateLimiter> {
+): RateLimiter {
   const redis = options.redisUrl
     ? new Redis(options.redisUrl, {
         // Fail fast instead of queueing requests behind a dead Redis.
@@ -58,59 +86,74 @@ export async function registerRateLimits(
   redis?.on('error', (error: Error) =>
     options.log.warn({ err: error }, 'rate-limit store (Redis) unavailable'),
   );
-  await app.register(rateLimit, {
-    global: false,
-    // Per issuer: instances of one deployment share counters, other deployments on the same Redis do not.
-    ...(redis
-      ? {
-          redis,
-          nameSpace: `gatehouse-rl:${createHash('sha256').update(options.issuer).digest('hex').slice(0, 16)}:`,
-        }
-      : {}),
+  // Until Redis is connected every hit fails (open or closed, below), so the
+  // server waits for the outcome of the first attempt, at most connectTimeout.
+  const connected = new Promise<void>((resolve) => {
+    if (!redis) return resolve();
+    redis.once('ready', resolve);
+    redis.once('error', () => resolve());
   });
-  const checkers = new Map<LimitName, Checker>();
-  for (const name of Object.keys(limits) as LimitName[]) {
-    checkers.set(
+  // Per issuer: instances of one deployment share counters, other deployments on the same Redis do not.
+  const shared: CounterStore | undefined = redis
+    ? new RedisStore(
+        false,
+        false,
+        redis,
+        `gatehouse-rl:${createHash('sha256').update(options.issuer).digest('hex').slice(0, 16)}:`,
+      )
+    : undefined;
+  const stores = new Map<LimitName, CounterStore>(
+    (Object.keys(limits) as LimitName[]).map((name) => [
       name,
-      app.createRateLimit({
-        max: limits[name].max,
-        timeWindow: limits[name].windowMs,
-        keyGenerator: (request) => (request as unknown as { limitKey: string }).limitKey,
-        // Errors surface to hit(), which decides per limit.
-        skipOnError: false,
-      }),
-    );
-  }
+      shared ?? new LocalStore(false, false, LOCAL_ENTRIES),
+    ]),
+  );
+
+  const outcomeOf = (limit: LimitName, error: Error | null, count: Count | null): LimitOutcome => {
+    const { max } = limits[limit];
+    if (error || !count) {
+      options.log.error(
+        { err: error, limit },
+        `rate limiter failed: failing ${FAIL_OPEN[limit] ? 'open' : 'closed'}`,
+      );
+      if (FAIL_OPEN[limit]) return { allowed: true, limit: max, remaining: 0, resetSeconds: 0 };
+      throw new LimiterUnavailableError('the rate limiter is unavailable');
+    }
+    const allowed = count.current <= max;
+    if (!allowed) options.onRefused?.(limit);
+    return {
+      allowed,
+      limit: max,
+      remaining: Math.max(0, max - count.current),
+      resetSeconds: Math.ceil(count.ttl / 1000),
+    };
+  };
 
   return {
-    async hit(limit, key) {
-      const check = checkers.get(limit)!;
-      // The checker reads only the key and the route's config from the request.
-      const probe = {
-        limitKey: `${limit}:${key}`,
-        routeOptions: { config: {} },
-      } as unknown as FastifyRequest;
+    hit(limit, key) {
+      let answered: { error: Error | null; count: Count | null } | undefined;
+      let deliver: ((error: Error | null, count: Count | null) => void) | undefined;
+      const done = (error: Error | null, count: Count | null) => {
+        if (deliver) deliver(error, count);
+        else answered = { error, count };
+      };
       try {
-        const result = await check(probe);
-        if (result.isAllowed)
-          return { allowed: true, limit: limits[limit].max, remaining: limits[limit].max, resetSeconds: 0 };
-        if (result.isExceeded) options.onRefused?.(limit);
-        return {
-          allowed: !result.isExceeded,
-          limit: result.max,
-          remaining: result.remaining,
-          resetSeconds: result.ttlInSeconds,
-        };
+        stores.get(limit)!.incr(`${limit}:${key}`, done, limits[limit].windowMs, limits[limit].max);
       } catch (error) {
-        options.log.error(
-          { err: error, limit },
-          `rate limiter failed: failing ${FAIL_OPEN[limit] ? 'open' : 'closed'}`,
-        );
-        if (FAIL_OPEN[limit])
-          return { allowed: true, limit: limits[limit].max, remaining: 0, resetSeconds: 0 };
-        throw new LimiterUnavailableError('the rate limiter is unavailable');
+        done(error as Error, null);
       }
+      if (answered) return outcomeOf(limit, answered.error, answered.count);
+      return new Promise<LimitOutcome>((resolve, reject) => {
+        deliver = (error, count) => {
+          try {
+            resolve(outcomeOf(limit, error, count));
+          } catch (refusal) {
+            reject(refusal);
+          }
+        };
+      });
     },
+    ready: () => connected,
     async close() {
       redis?.disconnect();
     },

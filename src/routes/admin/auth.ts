@@ -16,11 +16,15 @@ export type AdminAuthorization = 'admin' | 'public';
  * The per-caller admin rate limit (SPEC GATEHOUSE_RATE_LIMITS `admin`). Given,
  * it is asked once per authorised request with the caller's actor as key.
  */
+interface AdminLimitOutcome {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
 export interface AdminRateLimiter {
-  hit(
-    limit: 'admin',
-    key: string,
-  ): Promise<{ allowed: boolean; limit: number; remaining: number; resetSeconds: number }>;
+  hit(limit: 'admin', key: string): AdminLimitOutcome | Promise<AdminLimitOutcome>;
 }
 
 declare module 'fastify' {
