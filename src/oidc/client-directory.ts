@@ -29,6 +29,9 @@ const CLIENT_TTL_MS = 2_000;
 /** Bounds the cache against floods of made-up client ids (each is cached as absent). */
 const MAX_CACHED_CLIENTS = 10_000;
 
+/** What ClientDirectory.cached() answers when only a database read can tell. */
+export const NOT_CACHED: unique symbol = Symbol('not cached');
+
 interface CachedClient {
   row: ClientRow | undefined;
   metadata: AdapterPayload | undefined;
@@ -102,10 +105,15 @@ export class ClientDirectory {
 
   /** The client's record (for code outside a protocol request, which has not looked it up yet). */
   async load(clientId: string): Promise<ClientRow | undefined> {
+    const cached = this.cached(clientId);
+    return cached === NOT_CACHED ? (await this.#read(clientId)).row : cached;
+  }
+
+  /** load() without waiting: the record (or its known absence) while fresh, else NOT_CACHED. */
+  cached(clientId: string): ClientRow | undefined | typeof NOT_CACHED {
     if (!CLIENT_ID_SHAPE.test(clientId)) return undefined;
     const cached = this.#seen.get(clientId);
-    if (cached && Date.now() - cached.at < CLIENT_TTL_MS) return cached.row;
-    return (await this.#read(clientId)).row;
+    return cached && Date.now() - cached.at < CLIENT_TTL_MS ? cached.row : NOT_CACHED;
   }
 
   resourcesOf(clientId: string): string[] {

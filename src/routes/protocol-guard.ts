@@ -5,10 +5,11 @@
 // - the token-endpoint rate limits, per source IP and per client;
 // - a client's IP allowlist: no token, introspection or revocation from elsewhere.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Client as ClientRow } from '../generated/prisma/client.ts';
 import { createIpMatcher } from '../lib/cidr.ts';
-import type { ClientDirectory } from '../oidc/client-directory.ts';
+import { type ClientDirectory, NOT_CACHED } from '../oidc/client-directory.ts';
 import { pathOf } from '../oidc/mount.ts';
-import { type RateLimiter, setLimitHeaders } from './rate-limits.ts';
+import { type LimitOutcome, type RateLimiter, setLimitHeaders } from './rate-limits.ts';
 
 /** Endpoints a browser-based client calls, and the methods they answer. */
 const CORS_ENDPOINTS: Record<string, string> = {
@@ -30,49 +31,118 @@ export interface ProtocolGuardDependencies {
 }
 
 export function registerProtocolGuard(app: FastifyInstance, deps: ProtocolGuardDependencies): void {
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: the token endpoint's common case (Basic
+  // credentials, counters in process, the client cached) is decided without
+  // waiting a single promise, and only the other cases go through guardAsync.
+  app.addHook('onRequest', (request, reply, done) => {
     const path = pathOf(request.url);
     if (request.method === 'OPTIONS' && path in CORS_ENDPOINTS) {
-      await answerPreflight(request, reply, deps.clients, CORS_ENDPOINTS[path]!);
-      return reply;
-    }
-    if (path === '/session/end') {
-      if (!(await dropUnvouchedLogoutRedirect(request)))
-        return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+      answerPreflight(request, reply, deps.clients, CORS_ENDPOINTS[path]!).catch(done);
       return;
     }
-    if (request.method !== 'POST' || !CLIENT_ENDPOINTS.has(path)) return;
-
-    const perIp = await deps.limiter.hit('token', `ip:${request.ip}`);
-    if (!perIp.allowed) return refuseLimited(reply, perIp);
-
-    const clientId = await claimedClientId(request);
-    if (clientId === null) {
-      // The rest of the body is never read: close the connection after answering (as
-      // Fastify does with its 413), or the socket stays open with the client still
-      // sending, and a keep-alive client's next request on it never gets an answer.
-      reply.header('connection', 'close');
-      return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+    if (path === '/session/end') {
+      dropUnvouchedLogoutRedirect(request).then((readable) => {
+        if (readable) done();
+        else oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+      }, done);
+      return;
     }
-    if (!clientId) return; // no client named: the provider refuses it
-    const perClient = await deps.limiter.hit('token', `client:${clientId}`);
-    setLimitHeaders(reply, perClient.remaining < perIp.remaining ? perClient : perIp);
-    if (!perClient.allowed) return refuseLimited(reply, perClient);
-
-    const client = await deps.clients.load(clientId);
-    if (client && client.ipAllow.length > 0 && !createIpMatcher(client.ipAllow)(request.ip)) {
-      request.log.warn(
-        { client_id: clientId, ip: request.ip },
-        'request from outside the client IP allowlist',
-      );
-      return oauthError(
-        reply,
-        400,
-        'unauthorized_client',
-        'requests for this client are not allowed from this address',
-      );
+    if (request.method !== 'POST' || !CLIENT_ENDPOINTS.has(path)) {
+      done();
+      return;
     }
+    const passed = guardClientRequest(request, reply, deps);
+    if (passed === true) done();
+    else if (passed !== false) passed.then((ok) => ok && done(), done);
   });
+}
+
+/**
+ * The per-IP and per-client limits and the client's IP allowlist, for a request
+ * to an endpoint where a client authenticates. True to let it through; false
+ * once it has been refused (the reply is sent); a promise of either when a
+ * counter, the body or the client's record has to be waited for.
+ */
+function guardClientRequest(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: ProtocolGuardDependencies,
+): boolean | Promise<boolean> {
+  const perIp = deps.limiter.hit('token', `ip:${request.ip}`);
+  const clientId = clientIdFromBasic(request.headers.authorization);
+  if (perIp instanceof Promise || clientId === undefined) return guardAsync(request, reply, deps, perIp);
+  if (!perIp.allowed) return refuseLimited(reply, perIp);
+  if (!clientId) return true; // no client named: the provider refuses it
+  const perClient = deps.limiter.hit('token', `client:${clientId}`);
+  const client = deps.clients.cached(clientId);
+  if (perClient instanceof Promise || client === NOT_CACHED)
+    return guardAsync(request, reply, deps, perIp, clientId, perClient);
+  return decide(request, reply, perIp, perClient, client);
+}
+
+/** guardClientRequest for what it could not decide at once; counts nothing twice. */
+async function guardAsync(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: ProtocolGuardDependencies,
+  perIpHit: LimitOutcome | Promise<LimitOutcome>,
+  namedClientId?: string,
+  perClientHit?: LimitOutcome | Promise<LimitOutcome>,
+): Promise<boolean> {
+  const perIp = await perIpHit;
+  if (!perIp.allowed) return refuseLimited(reply, perIp);
+  const clientId = namedClientId ?? (await claimedClientId(request));
+  if (clientId === null) {
+    // The rest of the body is never read: close the connection after answering (as
+    // Fastify does with its 413), or the socket stays open with the client still
+    // sending, and a keep-alive client's next request on it never gets an answer.
+    reply.header('connection', 'close');
+    return oauthError(reply, 400, 'invalid_request', 'the request body could not be read');
+  }
+  if (!clientId) return true; // no client named: the provider refuses it
+  const perClient = await (perClientHit ?? deps.limiter.hit('token', `client:${clientId}`));
+  return decide(request, reply, perIp, perClient, await deps.clients.load(clientId));
+}
+
+function decide(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  perIp: LimitOutcome,
+  perClient: LimitOutcome,
+  client: ClientRow | undefined,
+): boolean {
+  setLimitHeaders(reply, perClient.remaining < perIp.remaining ? perClient : perIp);
+  if (!perClient.allowed) return refuseLimited(reply, perClient);
+  if (client && client.ipAllow.length > 0 && !createIpMatcher(client.ipAllow)(request.ip)) {
+    request.log.warn(
+      { client_id: client.clientId, ip: request.ip },
+      'request from outside the client IP allowlist',
+    );
+    return oauthError(
+      reply,
+      400,
+      'unauthorized_client',
+      'requests for this client are not allowed from this address',
+    );
+  }
+  return true;
+}
+
+/**
+ * The client named by a Basic Authorization header; '' when the header names
+ * none (the provider refuses it), undefined when there is no Basic header (the
+ * client may be named in the body).
+ */
+function clientIdFromBasic(header: string | undefined): string | undefined {
+  if (!header || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const index = decoded.indexOf(':');
+  if (index <= 0) return '';
+  try {
+    return decodeURIComponent(decoded.slice(0, index));
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -82,19 +152,8 @@ export function registerProtocolGuard(app: FastifyInstance, deps: ProtocolGuardD
  * Returns '' when none is named, null when the body cannot be read.
  */
 async function claimedClientId(request: FastifyRequest): Promise<string | null> {
-  const header = request.headers.authorization;
-  if (header && /^basic /i.test(header)) {
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-    const index = decoded.indexOf(':');
-    if (index > 0) {
-      try {
-        return decodeURIComponent(decoded.slice(0, index));
-      } catch {
-        return '';
-      }
-    }
-    return '';
-  }
+  const named = clientIdFromBasic(request.headers.authorization);
+  if (named !== undefined) return named;
   if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded'))
     return '';
   const chunks: Buffer[] = [];
@@ -176,7 +235,8 @@ async function answerPreflight(
   reply.code(204).send();
 }
 
-function refuseLimited(reply: FastifyReply, outcome: Parameters<typeof setLimitHeaders>[1]) {
+/** Sends the 429; false, like every refusal here, for "not let through". */
+function refuseLimited(reply: FastifyReply, outcome: LimitOutcome): false {
   setLimitHeaders(reply, outcome);
   return oauthError(
     reply,
@@ -186,10 +246,11 @@ function refuseLimited(reply: FastifyReply, outcome: Parameters<typeof setLimitH
   );
 }
 
-function oauthError(reply: FastifyReply, status: number, error: string, description: string) {
-  return reply
+function oauthError(reply: FastifyReply, status: number, error: string, description: string): false {
+  reply
     .code(status)
     .header('content-type', 'application/json; charset=utf-8')
     .header('cache-control', 'no-store')
     .send({ error, error_description: description });
+  return false;
 }
