@@ -10,16 +10,28 @@ import type { Metrics } from '../services/metrics.ts';
 /** What a provider.use() middleware is handed. */
 export type ProviderContext = Parameters<Parameters<Provider['use']>[0]>[0];
 
+/**
+ * What the provider's middleware (provider.ts) calls once the library has
+ * answered: no middleware of its own here, since every Koa layer costs every
+ * request a promise.
+ */
+export interface ProviderAudit {
+  /** Audits a revocation of a single token (RFC 7009) the response reports. */
+  recordRevocation(ctx: ProviderContext): void;
+  /** The request's audit writes, to wait for before the response goes out; undefined when none. */
+  writesOf(ctx: ProviderContext): Promise<unknown> | undefined;
+}
+
 export function auditProviderEvents(
   provider: Provider,
   audit: AuditService,
   metrics: Metrics,
   log: FastifyBaseLogger,
   options: { auditClientCredentials: boolean },
-): void {
+): ProviderAudit {
   // The library emits its events without waiting for listeners: each write is
-  // queued on its request and awaited before the response goes out (below), so
-  // an event is in the audit log by the time the client sees the outcome.
+  // queued on its request and awaited before the response goes out (writesOf),
+  // so an event is in the audit log by the time the client sees the outcome.
   const pending = new WeakMap<object, Promise<unknown>[]>();
   const record = (event: Parameters<AuditService['record']>[0], ctx: object) => {
     const write = audit
@@ -28,29 +40,11 @@ export function auditProviderEvents(
     pending.set(ctx, [...(pending.get(ctx) ?? []), write]);
     return write;
   };
-  // One middleware: after the library has answered, record a revocation, then
-  // wait for the request's audit writes (most requests, client credentials
-  // among them, have none and wait for nothing).
-  provider.use(async (ctx, next) => {
-    try {
-      await next();
-      recordRevocation(ctx);
-    } finally {
-      const writes = pending.get(ctx);
-      if (writes) {
-        pending.delete(ctx);
-        await Promise.all(writes);
-      }
-    }
-  });
 
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type);
     const clientId = ctx.oidc.client?.clientId;
-    metrics.tokensIssued.inc({
-      grant_type: grantType,
-      client_id: grantType === 'client_credentials' ? (clientId ?? '') : '',
-    });
+    metrics.countToken(grantType, grantType === 'client_credentials' ? (clientId ?? '') : '');
     if (grantType === 'client_credentials' && !options.auditClientCredentials) return;
     const accountId = (ctx.oidc.entities.Account as { accountId?: string } | undefined)?.accountId;
     void record(
@@ -92,6 +86,16 @@ export function auditProviderEvents(
       ctx,
     );
   });
+
+  return {
+    recordRevocation,
+    writesOf(ctx) {
+      const writes = pending.get(ctx);
+      if (!writes) return undefined;
+      pending.delete(ctx);
+      return Promise.all(writes);
+    },
+  };
 
   // Revocation of a single token (RFC 7009): only when a token was actually found.
   function recordRevocation(ctx: ProviderContext): void {

@@ -234,16 +234,23 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
     insertIfAbsent(db, 'ReplayDetection', `${iss}${jti}`, exp - Math.floor(Date.now() / 1000));
 
-  // One middleware around everything the library answers (each layer of Koa
-  // middleware costs every request a promise): the corrections below.
-  provider.use(async (ctx, next) => {
-    await next();
-    answerUnknownRoutes(ctx);
-    withdrawUnregisteredCors(ctx, clients);
-    renameDisallowedGrantError(ctx);
-  });
-  auditProviderEvents(provider, deps.audit, deps.metrics, deps.log, {
+  const audit = auditProviderEvents(provider, deps.audit, deps.metrics, deps.log, {
     auditClientCredentials: config.auditClientCredentials,
+  });
+  // One middleware around everything the library answers (each layer of Koa
+  // middleware costs every request a promise): the corrections below, then the
+  // request's audit writes, which (when there are any) the response waits for.
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+      answerUnknownRoutes(ctx);
+      withdrawUnregisteredCors(ctx, clients);
+      renameDisallowedGrantError(ctx);
+      audit.recordRevocation(ctx);
+    } finally {
+      const writes = audit.writesOf(ctx);
+      if (writes) await writes;
+    }
   });
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server error'));
 

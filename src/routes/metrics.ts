@@ -9,8 +9,7 @@ import type { Metrics } from '../services/metrics.ts';
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', (request, reply, done) => {
     const route = routeLabel(request.routeOptions.url, pathOf(request.url));
-    metrics.httpRequests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    metrics.httpDuration.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+    metrics.countResponse(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 }
