@@ -1,5 +1,6 @@
 // CIDR lists for allowlists and trusted proxies, on node's own BlockList.
 import { BlockList, isIP } from 'node:net';
+import { Address6 } from 'ip-address';
 
 export function parseCidr(value: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
   const [address = '', prefixText, ...rest] = value.trim().split('/');
@@ -32,4 +33,22 @@ export function createIpMatcher(cidrs: readonly string[]): (ip: string) => boole
     if (version === 0) return false;
     return list.check(candidate, version === 4 ? 'ipv4' : 'ipv6');
   };
+}
+
+/**
+ * What a per-IP rate limit counts: an IPv4 address itself (IPv4-mapped IPv6
+ * as its IPv4 form), an IPv6 address by its /64. A /64 is the smallest block
+ * a site is given, and one host may pick any address in it, so counting whole
+ * IPv6 addresses would give every client 2^64 fresh counters (the default of
+ * @fastify/rate-limit's own key, which Gatehouse's counters do not go through).
+ */
+export function limitKeyOfIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  try {
+    const address = new Address6(ip);
+    if (address.isMapped4()) return address.to4().correctForm();
+    return new Address6(`${address.correctForm()}/64`).startAddress().correctForm();
+  } catch {
+    return ip;
+  }
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, type Grant, type InteractionResults } from 'oidc-provider';
+import { limitKeyOfIp } from '../lib/cidr.ts';
 import type { CsrfTokens } from '../lib/csrf.ts';
 import { CodedError } from '../lib/errors.ts';
 import { ACR_PASSWORD, ACR_SECOND_FACTOR } from '../oidc/accounts.ts';
@@ -162,7 +163,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionD
     reply: FastifyReply,
     account: string | undefined,
   ): Promise<boolean> {
-    const checks = [deps.limiter.hit('login_ip', request.ip)];
+    const checks = [deps.limiter.hit('login_ip', limitKeyOfIp(request.ip))];
     if (account) checks.push(deps.limiter.hit('login', account));
     const refused = (await Promise.all(checks)).find((outcome) => !outcome.allowed);
     if (!refused) return false;

@@ -6,7 +6,7 @@
 // - a client's IP allowlist: no token, introspection or revocation from elsewhere.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Client as ClientRow } from '../generated/prisma/client.ts';
-import { createIpMatcher } from '../lib/cidr.ts';
+import { createIpMatcher, limitKeyOfIp } from '../lib/cidr.ts';
 import { type ClientDirectory, NOT_CACHED } from '../oidc/client-directory.ts';
 import { pathOf } from '../oidc/mount.ts';
 import { type LimitOutcome, type RateLimiter, setLimitHeaders } from './rate-limits.ts';
@@ -68,7 +68,7 @@ function guardClientRequest(
   reply: FastifyReply,
   deps: ProtocolGuardDependencies,
 ): boolean | Promise<boolean> {
-  const perIp = deps.limiter.hit('token', `ip:${request.ip}`);
+  const perIp = deps.limiter.hit('token', `ip:${limitKeyOfIp(request.ip)}`);
   const clientId = clientIdFromBasic(request.headers.authorization);
   if (perIp instanceof Promise || clientId === undefined) return guardAsync(request, reply, deps, perIp);
   if (!perIp.allowed) return refuseLimited(reply, perIp);

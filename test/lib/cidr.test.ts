@@ -1,6 +1,6 @@
 // CIDR lists for the admin allowlist and trusted proxies.
 import t from 'tap';
-import { createIpMatcher, parseCidr } from '../../src/lib/cidr.ts';
+import { createIpMatcher, limitKeyOfIp, parseCidr } from '../../src/lib/cidr.ts';
 
 t.test('parseCidr reads IPv4 and IPv6 CIDRs and single addresses', async (t) => {
   t.same(parseCidr('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4' });
@@ -64,4 +64,12 @@ t.test('IPv4-mapped IPv6 addresses match their IPv4 form', async (t) => {
 t.test('an empty list matches nothing; a bad entry fails at build time', async (t) => {
   t.notOk(createIpMatcher([])('10.0.0.1'));
   t.throws(() => createIpMatcher(['10.0.0.0/8', '10.0.0.0/33']), /invalid prefix/);
+});
+
+t.test('limitKeyOfIp: IPv4 as it is, IPv4-mapped as IPv4, IPv6 by its /64', async (t) => {
+  t.equal(limitKeyOfIp('192.0.2.7'), '192.0.2.7');
+  t.equal(limitKeyOfIp('::ffff:192.0.2.7'), '192.0.2.7');
+  t.equal(limitKeyOfIp('2001:db8:1:2::1'), limitKeyOfIp('2001:db8:1:2:ffff:ffff:ffff:ffff'));
+  t.equal(limitKeyOfIp('2001:0db8:0001:0002:0000:0000:0000:0001'), '2001:db8:1:2::', 'any spelling, one key');
+  t.not(limitKeyOfIp('2001:db8:1:2::1'), limitKeyOfIp('2001:db8:1:3::1'), 'the next /64 is another key');
 });

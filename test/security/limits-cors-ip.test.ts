@@ -56,6 +56,30 @@ t.test('RL-1: the per-IP limit holds across clients, including client ids sent i
   t.equal(statuses[4], 429, 'and the fifth request from the address is limited');
 });
 
+t.test('RL-1: per IP, an IPv6 client counts by its /64, whichever address in it it sends from', async (t) => {
+  const server = await startTestServer(t, {
+    GATEHOUSE_RATE_LIMITS: 'token=3/60s',
+    GATEHOUSE_TRUST_PROXY: '127.0.0.1/32',
+  });
+  const from = (ip: string, i: number) =>
+    tokenRequest(
+      server.issuer,
+      undefined,
+      { client_id: `nobody-${i}`, client_secret: 'x' },
+      { 'x-forwarded-for': ip },
+    );
+  const statuses = [];
+  for (const [i, ip] of [
+    '2001:db8:1:2::1',
+    '2001:db8:1:2::2',
+    '2001:db8:1:2:ffff::9',
+    '2001:db8:1:2::abcd',
+  ].entries())
+    statuses.push((await from(ip, i)).status);
+  t.same(statuses, [401, 401, 401, 429], 'the fourth address of the same /64 is limited');
+  t.equal((await from('2001:db8:1:3::1', 9)).status, 401, 'the next /64 has its own count');
+});
+
 t.test('RL-1: sign-in attempts limited per account and per IP', async (t) => {
   const server = await startTestServer(t, { GATEHOUSE_RATE_LIMITS: 'login=2/60s,login_ip=100/60s' });
   const { issuer, gatehouse } = server;
