@@ -10,7 +10,7 @@
 // the sign-in limits fail CLOSED (guessing passwords while the brake is off is
 // worse than a short sign-in outage). Both are logged.
 import { createHash } from 'node:crypto';
-import LocalStore from '@fastify/rate-limit/store/LocalStore.js';
+import LocalStore, { type Count, type CounterStore } from '@fastify/rate-limit/store/LocalStore.js';
 import RedisStore from '@fastify/rate-limit/store/RedisStore.js';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { Redis } from 'ioredis';
@@ -47,22 +47,6 @@ const FAIL_OPEN: Record<LimitName, boolean> = { token: true, admin: true, login:
 
 /** Entries each in-process counter keeps (the plugin's default), least recently used dropped first. */
 const LOCAL_ENTRIES = 5000;
-
-/** What both stores answer: hits so far in the window, and milliseconds left in it. */
-interface Count {
-  current: number;
-  ttl: number;
-}
-
-/** The stores' shared contract; the callback runs at once (LocalStore) or later (RedisStore). */
-interface CounterStore {
-  incr(
-    key: string,
-    done: (error: Error | null, count: Count | null) => void,
-    windowMs: number,
-    max: number,
-  ): void;
-}
 
 export function createRateLimiter(
   limits: RateLimits,
