@@ -7,7 +7,7 @@ import { startTestServer } from '../helpers/server.ts';
 const API = 'https://api.example.com';
 
 t.test('/metrics counts requests, tokens, sign-in failures and rate-limit refusals', async (t) => {
-  const server = await startTestServer(t, { GATEHOUSE_RATE_LIMITS: 'token=2/60s' });
+  const server = await startTestServer(t, { GATEHOUSE_RATE_LIMITS: 'token=3/60s' });
   const { issuer, gatehouse } = server;
   const svc = await gatehouse.clients.create(
     { name: 'svc', grants: ['client_credentials'], resources: [API] },
@@ -20,7 +20,11 @@ t.test('/metrics counts requests, tokens, sign-in failures and rate-limit refusa
       headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
       body: 'grant_type=client_credentials',
     });
+  const scrape = async () => (await fetch(`${issuer}/metrics`)).text();
   t.equal((await token()).status, 200);
+  t.equal((await token()).status, 200);
+  // Counts are handed to prom-client when scraped: each scrape must add only what is new.
+  t.match(await scrape(), /gatehouse_http_requests_total\{route="\/token",method="POST",status="200"\} 2/);
   t.equal((await token()).status, 200);
   t.equal((await token()).status, 429);
   await gatehouse.users.authenticate('nobody@example.com', 'wrong password here');
@@ -37,10 +41,11 @@ t.test('/metrics counts requests, tokens, sign-in failures and rate-limit refusa
   t.match(
     text,
     new RegExp(
-      `gatehouse_tokens_issued_total\\{grant_type="client_credentials",client_id="${svc.client.client_id}"\\} 2`,
+      `gatehouse_tokens_issued_total\\{grant_type="client_credentials",client_id="${svc.client.client_id}"\\} 3`,
     ),
   );
-  t.match(text, /gatehouse_http_requests_total\{route="\/token",method="POST",status="200"\} 2/);
+  t.match(text, /gatehouse_http_requests_total\{route="\/token",method="POST",status="200"\} 3/);
+  t.match(text, /gatehouse_http_requests_total\{route="\/metrics",method="GET",status="200"\} 1/);
   t.match(text, /gatehouse_http_requests_total\{route="\/token",method="POST",status="429"\} 1/);
   t.match(text, /gatehouse_http_request_duration_seconds_bucket\{le="0.1",route="\/token",method="POST"\}/);
   t.match(text, /gatehouse_rate_limited_total\{limit="token"\} 1/);
