@@ -8,6 +8,8 @@ import type { ProviderHost } from './provider-host.ts';
 
 export function mountProvider(app: FastifyInstance, host: ProviderHost, issuer: string): void {
   const issuerUrl = new URL(issuer);
+  // Read once: URL's getters build a new string on every read.
+  const issuerHost = issuerUrl.host;
   const scheme = issuerUrl.protocol.slice(0, -1);
 
   app.addHook('onRequest', (request, reply, done) => {
@@ -17,8 +19,8 @@ export function mountProvider(app: FastifyInstance, host: ProviderHost, issuer: 
     // request.ip is read first, under Fastify's trust-proxy rules.
     const headers = request.raw.headers;
     headers['x-forwarded-for'] = request.ip;
-    headers.host = issuerUrl.host;
-    headers['x-forwarded-host'] = issuerUrl.host;
+    headers.host = issuerHost;
+    headers['x-forwarded-host'] = issuerHost;
     headers['x-forwarded-proto'] = scheme;
     // Deleting a property turns the headers object into a slow dictionary for
     // every later header read (Koa and the provider read dozens): only when present.

@@ -1,22 +1,24 @@
 // GET /metrics in Prometheus text format, and the HTTP metrics every response
 // feeds (the provider's too: its requests reach Fastify's onResponse hook).
 // /metrics holds no secrets; restrict it at the proxy if its numbers are private.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { pathOf } from '../oidc/mount.ts';
 import { isProviderPath } from '../oidc/provider.ts';
 import type { Metrics } from '../services/metrics.ts';
 
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', (request, reply, done) => {
-    const route = routeLabel(request.routeOptions.url, pathOf(request.url));
-    metrics.countResponse(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.countResponse(routeLabel(request), request.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 }
 
 /** A bounded label: the route pattern, or the provider's path, never a raw URL. */
-function routeLabel(pattern: string | undefined, path: string): string {
-  if (pattern) return pattern;
+function routeLabel(request: FastifyRequest): string {
+  // The provider's paths are no Fastify routes (is404): checked first, since
+  // routeOptions builds a new object on every read, and they are the hot path.
+  if (!request.is404) return request.routeOptions.url ?? 'unmatched';
+  const path = pathOf(request.url);
   if (isProviderPath(path)) return path.startsWith('/auth/') ? '/auth/:uid' : path;
   return 'unmatched';
 }
