@@ -35,6 +35,8 @@ export const NOT_CACHED: unique symbol = Symbol('not cached');
 interface CachedClient {
   row: ClientRow | undefined;
   metadata: AdapterPayload | undefined;
+  /** The registered scopes that are not OIDC scopes: what resource servers grant. */
+  apiScopes: readonly string[];
   at: number;
 }
 
@@ -51,11 +53,14 @@ export class ClientDirectory {
   }
 
   async findMetadata(clientId: string): Promise<AdapterPayload | undefined> {
-    // Refuse what cannot be a client id before it reaches SQL (NUL bytes, huge values).
-    if (!CLIENT_ID_SHAPE.test(clientId)) return undefined;
-    const cached = this.#seen.get(clientId);
-    if (cached && Date.now() - cached.at < CLIENT_TTL_MS) return cached.metadata;
-    return (await this.#read(clientId)).metadata;
+    const cached = this.#fresh(clientId);
+    return cached === NOT_CACHED ? (await this.#read(clientId)).metadata : cached?.metadata;
+  }
+
+  /** findMetadata() without waiting: the metadata (or undefined) while fresh, else NOT_CACHED. */
+  cachedMetadata(clientId: string): AdapterPayload | undefined | typeof NOT_CACHED {
+    const cached = this.#fresh(clientId);
+    return cached === NOT_CACHED ? NOT_CACHED : cached?.metadata;
   }
 
   /**
@@ -77,7 +82,12 @@ export class ClientDirectory {
       .findUnique({ where: { clientId } })
       .then((found) => {
         const row = found ?? undefined;
-        const entry: CachedClient = { row, metadata: row ? toMetadata(row) : undefined, at: Date.now() };
+        const entry: CachedClient = {
+          row,
+          metadata: row ? toMetadata(row) : undefined,
+          apiScopes: row?.scopes.filter((scope) => !OIDC_SCOPES.has(scope)) ?? [],
+          at: Date.now(),
+        };
         // A forget() while the query ran means the row may be stale: answer with it, cache nothing.
         if (this.#reading.get(clientId) === read) {
           this.#seen.delete(clientId);
@@ -111,9 +121,16 @@ export class ClientDirectory {
 
   /** load() without waiting: the record (or its known absence) while fresh, else NOT_CACHED. */
   cached(clientId: string): ClientRow | undefined | typeof NOT_CACHED {
+    const cached = this.#fresh(clientId);
+    return cached === NOT_CACHED ? NOT_CACHED : cached?.row;
+  }
+
+  /** What is cached about a client while fresh; undefined for ids that cannot be clients. */
+  #fresh(clientId: string): CachedClient | undefined | typeof NOT_CACHED {
+    // Refuse what cannot be a client id before it reaches SQL (NUL bytes, huge values).
     if (!CLIENT_ID_SHAPE.test(clientId)) return undefined;
     const cached = this.#seen.get(clientId);
-    return cached && Date.now() - cached.at < CLIENT_TTL_MS ? cached.row : NOT_CACHED;
+    return cached && Date.now() - cached.at < CLIENT_TTL_MS ? cached : NOT_CACHED;
   }
 
   resourcesOf(clientId: string): string[] {
@@ -122,6 +139,11 @@ export class ClientDirectory {
 
   scopesOf(clientId: string): string[] {
     return this.#seen.get(clientId)?.row?.scopes ?? [];
+  }
+
+  /** The client's registered scopes other than OIDC ones (computed once per read of the client). */
+  apiScopesOf(clientId: string): readonly string[] {
+    return this.#seen.get(clientId)?.apiScopes ?? [];
   }
 
   mayIntrospect(clientId: string): boolean {

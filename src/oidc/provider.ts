@@ -19,7 +19,7 @@ import type { Metrics } from '../services/metrics.ts';
 import type { UserService } from '../services/users.ts';
 import { ACR_PASSWORD, ACR_SECOND_FACTOR, createExtraTokenClaims, createFindAccount } from './accounts.ts';
 import { createAdapterFactory, insertIfAbsent } from './adapter.ts';
-import { type ClientDirectory, OIDC_SCOPES } from './client-directory.ts';
+import { type ClientDirectory, NOT_CACHED, OIDC_SCOPES } from './client-directory.ts';
 import { createLoadExistingGrant } from './grants.ts';
 import { auditProviderEvents, type ProviderContext } from './provider-events.ts';
 import { logoutSource, postLogoutSuccessSource, renderError } from './provider-pages.ts';
@@ -63,6 +63,7 @@ export function isProviderPath(pathname: string): boolean {
 
 export function buildProvider(deps: ProviderDependencies): Provider {
   const { config, db, keystore, clients } = deps;
+  const resourceServers = resourceServerPolicy(config, clients, keystore);
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, (clientId) => clients.findMetadata(clientId)),
     jwks: { keys: keystore.keys as NonNullable<Configuration['jwks']>['keys'] },
@@ -188,7 +189,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           return undefined;
         },
         getResourceServerInfo: async (ctx, resource, client) =>
-          resourceServerInfo(ctx, resource, client.clientId, clients, config, keystore),
+          resourceServers(ctx, resource, client.clientId),
         // A code exchange without `resource` gets an opaque token for userinfo;
         // naming a granted resource gets a JWT for it (RFC 8707).
         useGrantedResource: async () => false,
@@ -219,7 +220,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const builtClients = new WeakMap<object, InstanceType<typeof provider.Client>>();
   const findClient = provider.Client.find.bind(provider.Client);
   provider.Client.find = async (id: string) => {
-    const metadata = typeof id === 'string' ? await clients.findMetadata(id) : undefined;
+    if (typeof id !== 'string') return undefined;
+    // The cached record without awaiting another async call: this runs on every token request.
+    const cached = clients.cachedMetadata(id);
+    const metadata = cached === NOT_CACHED ? await clients.findMetadata(id) : cached;
     if (!metadata) return undefined;
     const built = builtClients.get(metadata);
     if (built) return built;
@@ -335,39 +339,42 @@ export function refreshTokenTtl(config: Readonly<Config>, token: { iiat?: number
   return Math.max(1, Math.min(config.refreshTokenIdleTtl, chainEnds - now));
 }
 
-function resourceServerInfo(
-  ctx: KoaContextWithOIDC,
-  resource: string,
-  clientId: string,
-  clients: ClientDirectory,
-  config: Readonly<Config>,
-  keystore: Keystore,
-) {
-  if (!clients.resourcesOf(clientId).includes(resource)) {
-    throw new errors.InvalidTarget('the client is not registered for this resource');
-  }
-  const params = ctx.oidc.params as Record<string, string | undefined> | undefined;
-  // SPEC: in user flows only first-party clients may ask for the admin API.
-  if (
-    resource === adminResource(config.issuer) &&
-    params?.grant_type !== 'client_credentials' &&
-    !clients.isFirstParty(clientId)
-  ) {
-    throw new errors.InvalidTarget('only first-party clients may request the admin API for a user');
-  }
-  const apiScopes = clients.scopesOf(clientId).filter((scope) => !OIDC_SCOPES.has(scope));
-  if (params?.grant_type === 'client_credentials') {
-    const requested = (params.scope ?? '').split(' ').filter(Boolean);
-    const refused = requested.find((scope) => !apiScopes.includes(scope));
-    if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
-    // SPEC: asking for no scope grants every scope registered for the client.
-    if (requested.length === 0 && apiScopes.length > 0) params.scope = apiScopes.join(' ');
-  }
-  return {
-    scope: apiScopes.join(' '),
-    audience: resource,
-    accessTokenTTL: config.accessTokenTtl,
-    accessTokenFormat: 'jwt' as const,
-    jwt: { sign: { alg: keystore.activeAlg, kid: keystore.activeKid } },
+/**
+ * getResourceServerInfo: a client gets tokens only for its registered
+ * resources, with its registered API scopes. What is the same for every
+ * request (the admin resource, the signing key) is worked out once per build.
+ */
+function resourceServerPolicy(config: Readonly<Config>, clients: ClientDirectory, keystore: Keystore) {
+  const adminApi = adminResource(config.issuer);
+  // The library only reads it (models/formats/jwt.js), so one object serves every token of this build.
+  const jwt = Object.freeze({ sign: Object.freeze({ alg: keystore.activeAlg, kid: keystore.activeKid }) });
+  return (ctx: KoaContextWithOIDC, resource: string, clientId: string) => {
+    if (!clients.resourcesOf(clientId).includes(resource)) {
+      throw new errors.InvalidTarget('the client is not registered for this resource');
+    }
+    const params = ctx.oidc.params as Record<string, string | undefined> | undefined;
+    // SPEC: in user flows only first-party clients may ask for the admin API.
+    if (
+      resource === adminApi &&
+      params?.grant_type !== 'client_credentials' &&
+      !clients.isFirstParty(clientId)
+    ) {
+      throw new errors.InvalidTarget('only first-party clients may request the admin API for a user');
+    }
+    const apiScopes = clients.apiScopesOf(clientId);
+    if (params?.grant_type === 'client_credentials') {
+      const requested = (params.scope ?? '').split(' ').filter(Boolean);
+      const refused = requested.find((scope) => !apiScopes.includes(scope));
+      if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
+      // SPEC: asking for no scope grants every scope registered for the client.
+      if (requested.length === 0 && apiScopes.length > 0) params.scope = apiScopes.join(' ');
+    }
+    return {
+      scope: apiScopes.join(' '),
+      audience: resource,
+      accessTokenTTL: config.accessTokenTtl,
+      accessTokenFormat: 'jwt' as const,
+      jwt,
+    };
   };
 }
