@@ -113,28 +113,42 @@ export function createRateLimiter(
     };
   };
 
+  // LocalStore calls back before incr() returns, so the in-process path needs
+  // no closure per hit: one callback records the answer here.
+  const answer: { error: Error | null; count: Count | null } = { error: null, count: null };
+  const recordAnswer = (error: Error | null, count: Count | null) => {
+    answer.error = error;
+    answer.count = count;
+  };
+
   return {
     hit(limit, key) {
-      let answered: { error: Error | null; count: Count | null } | undefined;
-      let deliver: ((error: Error | null, count: Count | null) => void) | undefined;
-      const done = (error: Error | null, count: Count | null) => {
-        if (deliver) deliver(error, count);
-        else answered = { error, count };
-      };
-      try {
-        stores.get(limit)!.incr(`${limit}:${key}`, done, limits[limit].windowMs, limits[limit].max);
-      } catch (error) {
-        done(error as Error, null);
+      const store = stores.get(limit)!;
+      const { windowMs, max } = limits[limit];
+      if (!shared) {
+        // Cleared first: were the store ever not to answer at once, that reads as a failed limiter, not a stale count.
+        answer.error = null;
+        answer.count = null;
+        try {
+          store.incr(`${limit}:${key}`, recordAnswer, windowMs, max);
+        } catch (error) {
+          return outcomeOf(limit, error as Error, null);
+        }
+        return outcomeOf(limit, answer.error, answer.count);
       }
-      if (answered) return outcomeOf(limit, answered.error, answered.count);
       return new Promise<LimitOutcome>((resolve, reject) => {
-        deliver = (error, count) => {
+        const deliver = (error: Error | null, count: Count | null) => {
           try {
             resolve(outcomeOf(limit, error, count));
           } catch (refusal) {
             reject(refusal);
           }
         };
+        try {
+          store.incr(`${limit}:${key}`, deliver, windowMs, max);
+        } catch (error) {
+          deliver(error as Error, null);
+        }
       });
     },
     ready: () => connected,
