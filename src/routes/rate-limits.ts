@@ -161,8 +161,9 @@ export function createRateLimiter(
 /** The standard headers (RateLimit-* and, when refused, Retry-After) on a raw or Fastify reply. */
 export function setLimitHeaders(reply: FastifyReply, outcome: LimitOutcome): void {
   const res = reply.raw;
-  res.setHeader('RateLimit-Limit', String(outcome.limit));
-  res.setHeader('RateLimit-Remaining', String(outcome.remaining));
-  res.setHeader('RateLimit-Reset', String(outcome.resetSeconds));
-  if (!outcome.allowed) res.setHeader('Retry-After', String(Math.max(1, outcome.resetSeconds)));
+  // Lower-case names: see security-headers.ts.
+  res.setHeader('ratelimit-limit', String(outcome.limit));
+  res.setHeader('ratelimit-remaining', String(outcome.remaining));
+  res.setHeader('ratelimit-reset', String(outcome.resetSeconds));
+  if (!outcome.allowed) res.setHeader('retry-after', String(Math.max(1, outcome.resetSeconds)));
 }
