@@ -1,16 +1,22 @@
 // The library's ceiling: bare oidc-provider 9 with its default in-memory
 // adapter, one static client and an ES256 key, issuing the same JWT access
 // tokens for client credentials as Gatehouse does. Run as a child process by
-// bench/run.ts: `node bench/ceiling.ts <client_id> <client_secret>`; it listens
-// on a free loopback port and prints one line, `{"port":N}`, when ready.
+// bench/run.ts: `node bench/ceiling.ts <client_id> <client_secret> [node|fastify]`;
+// it listens on a free loopback port and prints one line, `{"port":N}`, when ready.
+//
+// `node` (the ceiling) serves the provider from node:http. `fastify` mounts the
+// same provider in Fastify the way Gatehouse does (src/oidc/mount.ts: an
+// onRequest hook that hands the raw request over with reply.hijack()), so the
+// benchmark can tell what hosting costs apart from what Gatehouse's own work does.
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import Fastify from 'fastify';
 import Provider, { type Configuration } from 'oidc-provider';
 
 const RESOURCE = 'https://api.example.com';
-const [clientId, clientSecret] = process.argv.slice(2);
-if (!clientId || !clientSecret) {
-  process.stderr.write('usage: node bench/ceiling.ts <client_id> <client_secret>\n');
+const [clientId, clientSecret, host = 'node'] = process.argv.slice(2);
+if (!clientId || !clientSecret || (host !== 'node' && host !== 'fastify')) {
+  process.stderr.write('usage: node bench/ceiling.ts <client_id> <client_secret> [node|fastify]\n');
   process.exit(2);
 }
 
@@ -47,16 +53,34 @@ const configuration: Configuration = {
   },
 };
 
-const server = createServer();
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  // The issuer must be known before the provider is built; the port is only known now.
-  const provider = new Provider(`http://127.0.0.1:${port}`, configuration);
-  server.on('request', provider.callback());
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+// The issuer must be known before the provider is built; the port is only known once listening.
+let handle: Handler | undefined;
+const start = (port: number) => {
+  handle = new Provider(`http://127.0.0.1:${port}`, configuration).callback() as unknown as Handler;
   process.stdout.write(`${JSON.stringify({ port })}\n`);
-});
+};
+let close: () => Promise<unknown>;
 
-const stop = () => server.close(() => process.exit(0));
+if (host === 'node') {
+  const server = createServer((req, res) => handle!(req, res));
+  server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    start(typeof address === 'object' && address ? address.port : 0);
+  });
+  close = () => new Promise((resolve) => server.close(resolve));
+} else {
+  const app = Fastify({ logger: false });
+  app.addHook('onRequest', (request, reply) => {
+    reply.hijack();
+    handle!(request.raw, reply.raw);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  start(typeof address === 'object' && address ? address.port : 0);
+  close = () => app.close();
+}
+
+const stop = () => void close().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
