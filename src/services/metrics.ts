@@ -1,7 +1,8 @@
 // Prometheus metrics (prom-client), on a registry of the app's own rather than
 // the library's global one, so each app instance (and test) counts for itself.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type LabelValues, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type LabelValues, Registry } from 'prom-client';
 import { type Database, poolUsage } from '../db/prisma.ts';
+import { LatencyHistogram, type LatencySeries } from '../lib/latency-histogram.ts';
 
 /** One label set of a per-request counter, counted in a plain number between scrapes. */
 interface PendingCount<T extends string> {
@@ -37,7 +38,7 @@ export class Metrics {
    */
   readonly #responseSeries = new Map<
     string,
-    { count: PendingCount<ResponseLabel>; latency: { observe(v: number): void } }
+    { count: PendingCount<ResponseLabel>; latency: LatencySeries }
   >();
   readonly #tokenCounts = new Map<string, PendingCount<TokenLabel>>();
 
@@ -53,7 +54,8 @@ export class Metrics {
       ),
   });
 
-  readonly httpDuration = new Histogram({
+  // Counted in plain arrays, not prom-client's Histogram: see LatencyHistogram.
+  readonly httpDuration = new LatencyHistogram({
     name: 'gatehouse_http_request_duration_seconds',
     help: 'HTTP request latency, by route and method',
     labelNames: ['route', 'method'] as const,
@@ -124,8 +126,7 @@ export class Metrics {
     if (!series) {
       series = {
         count: { labels: { route, method, status: String(status) }, pending: 0 },
-        // No bulk observe in prom-client: the latency goes to its histogram child per request.
-        latency: this.httpDuration.labels(route, method),
+        latency: this.httpDuration.series(`${route} ${method}`, { route, method }),
       };
       this.#responseSeries.set(key, series);
     }
