@@ -96,6 +96,8 @@ export class LatencyHistogram<T extends string> {
   }> {
     const values: ExportedValue[] = [];
     for (const series of this.#series.values()) {
+      // Like prom-client, a series appears once it has been observed (since the last reset).
+      if (series.count === 0) continue;
       let cumulative = 0;
       this.#bounds.forEach((bound, bucket) => {
         cumulative += series.counts[bucket]!;
@@ -114,7 +116,12 @@ export class LatencyHistogram<T extends string> {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
+  /** Zeroes every series in place: callers keep their series, which must go on counting. */
   reset(): void {
-    this.#series.clear();
+    for (const series of this.#series.values()) {
+      series.counts.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
   }
 }

@@ -62,9 +62,17 @@ t.test('refuses a label set other than the declared one', async (t) => {
   );
 });
 
-t.test('the registry resets it', async (t) => {
-  const { ours, latency } = pair();
-  latency.series('/jwks GET', { route: '/jwks', method: 'GET' }).observe(0.002);
+t.test('the registry resets it, and a series kept from before the reset goes on counting', async (t) => {
+  const { ours, theirs, latency, reference } = pair();
+  const kept = latency.series('/jwks GET', { route: '/jwks', method: 'GET' });
+  kept.observe(0.002);
+  reference.observe({ route: '/jwks', method: 'GET' }, 0.002);
   ours.resetMetrics();
+  theirs.resetMetrics();
   t.notMatch(await ours.metrics(), /test_latency_seconds_count/);
+  t.equal(await ours.metrics(), await theirs.metrics());
+  kept.observe(0.004);
+  reference.observe({ route: '/jwks', method: 'GET' }, 0.004);
+  t.match(await ours.metrics(), /test_latency_seconds_count\{route="\/jwks",method="GET"\} 1/);
+  t.equal(await ours.metrics(), await theirs.metrics());
 });
