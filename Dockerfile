@@ -33,5 +33,6 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # `serve` applies pending migrations under an advisory lock before listening.
-ENTRYPOINT ["node", "bin/gatehouse.js"]
+# --max-semi-space-size=2: short garbage-collection pauses (src/cli/node-flags.ts).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/gatehouse.js"]
 CMD ["serve"]

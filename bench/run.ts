@@ -29,6 +29,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { SERVE_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { basicAuth, type FlowStats, type FlowTarget, runClosedLoop, signInOnce } from './flows.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -150,8 +151,9 @@ async function startGatehouse(env: GatehouseEnv, logLevel: string, logFile: stri
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const out = openSync(logFile, 'a');
-  const flags = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-  const child = spawn(process.execPath, [...flags, BIN, 'serve'], {
+  const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+  // As `npm start` and the image run it.
+  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, ...profile, BIN, 'serve'], {
     cwd: ROOT,
     env: gatehouseEnv(env, {
       PORT: String(port),
@@ -194,11 +196,16 @@ async function startCeiling(
   host: 'node' | 'fastify',
 ): Promise<Server> {
   const err = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(ROOT, 'bench', 'ceiling.ts'), clientId, secret, host], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', err],
-  });
+  // With Gatehouse's V8 flags: the comparison is of the code on one runtime, not of runtime settings.
+  const child = spawn(
+    process.execPath,
+    [...SERVE_NODE_FLAGS, join(ROOT, 'bench', 'ceiling.ts'), clientId, secret, host],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', err],
+    },
+  );
   closeSync(err);
   children.add(child);
   const port = await new Promise<number>((resolve, reject) => {

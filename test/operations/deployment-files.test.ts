@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
+import { SERVE_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
@@ -59,11 +60,20 @@ t.test('Dockerfile: multi-stage, non-root, health check, gatehouse serve', async
   t.match(dockerfile, /npm prune --omit=dev/, 'no dev dependencies in the runtime');
   t.match(dockerfile, /^USER node$/m, 'runs as a non-root user');
   t.match(dockerfile, /^HEALTHCHECK .*\/healthz/ms, 'health check on /healthz');
-  t.match(dockerfile, /^ENTRYPOINT \["node", "bin\/gatehouse\.js"\]\nCMD \["serve"\]/m);
+  const flags = SERVE_NODE_FLAGS.map((flag) => `"${flag}", `).join('');
+  t.ok(
+    dockerfile.includes(`\nENTRYPOINT ["node", ${flags}"bin/gatehouse.js"]\nCMD ["serve"]\n`),
+    'gatehouse serve is the entry, with the V8 flags it is measured with',
+  );
   t.notMatch(dockerfile, /COPY --from=build [^\n]*\/app\/test/, 'no tests in the image');
   const ignored = read('.dockerignore');
   for (const entry of ['node_modules', 'test', '.env', 'data'])
     t.match(ignored, new RegExp(`^${entry}$`, 'm'), `.dockerignore: ${entry}`);
+});
+
+t.test('npm start runs gatehouse serve with the V8 flags it is measured with', async (t) => {
+  const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  t.equal(scripts.start, ['node', ...SERVE_NODE_FLAGS, 'bin/gatehouse.js', 'serve'].join(' '));
 });
 
 t.test('.env.example documents every variable the configuration reads', async (t) => {
