@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // Entry point of the `gatehouse` command. Node 22.18+ runs the TypeScript
 // sources directly (type stripping), so there is no build step.
 const [major, minor] = process.versions.node.split('.').map(Number);

@@ -1,6 +1,7 @@
-// The V8 flags `gatehouse serve` runs with. package.json's start script, the
-// Dockerfile's ENTRYPOINT and the benchmark pass exactly these
-// (test/operations/deployment-files.test.ts holds the first two to it).
+// The V8 flags `gatehouse serve` runs with. bin/gatehouse.js's shebang (so
+// `npx gatehouse serve` and running the file), package.json's start script,
+// the Dockerfile's ENTRYPOINT and the benchmark pass exactly these
+// (test/operations/deployment-files.test.ts holds the first three to it).
 //
 // A young generation of 2 MB semispaces instead of V8's default, which grows
 // to 16 MB and more under load. A token request allocates briefly and a lot;

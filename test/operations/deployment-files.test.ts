@@ -71,9 +71,10 @@ t.test('Dockerfile: multi-stage, non-root, health check, gatehouse serve', async
     t.match(ignored, new RegExp(`^${entry}$`, 'm'), `.dockerignore: ${entry}`);
 });
 
-t.test('npm start runs gatehouse serve with the V8 flags it is measured with', async (t) => {
+t.test('npm start and the gatehouse command run with the V8 flags Gatehouse is measured with', async (t) => {
   const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   t.equal(scripts.start, ['node', ...SERVE_NODE_FLAGS, 'bin/gatehouse.js', 'serve'].join(' '));
+  t.equal(read('bin/gatehouse.js').split('\n')[0], ['#!/usr/bin/env -S node', ...SERVE_NODE_FLAGS].join(' '));
 });
 
 t.test('.env.example documents every variable the configuration reads', async (t) => {
