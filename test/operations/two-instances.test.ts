@@ -1,20 +1,22 @@
-// Two real `gatehouse serve` processes on one database behave as one server:
-// they migrate once when started together, a sign-in whose pages are served
-// alternately by both completes, and a token issued by one is introspected,
-// refreshed and revoked at the other. A round-robin proxy in front plays the
-// load balancer, so the issuer is one address for both.
+// Two real `gatehouse serve` processes on one database and one Redis behave as
+// one server: they migrate once when started together, a sign-in in Chromium
+// whose pages are served alternately by both completes, a token issued by one
+// is introspected, refreshed and revoked at the other, and their rate limits
+// count together. A round-robin proxy in front plays the load balancer, so the
+// issuer is one address for both.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
+import * as oidc from 'openid-client';
 import pg from 'pg';
 import t from 'tap';
+import { launchBrowser, startCallbackServer } from '../helpers/browser.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { freePort } from '../helpers/server.ts';
-import { discover, exchange, signIn } from '../helpers/sign-in.ts';
+import { discover } from '../helpers/sign-in.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gatehouse.js');
-const REDIRECT = 'https://app.example.com/callback';
 const PASSWORD = 'correct horse battery staple';
 
 function serve(
@@ -52,6 +54,8 @@ t.test('two instances behind one load balancer', async (t) => {
     GATEHOUSE_ENCRYPTION_KEY: Buffer.alloc(32, 5).toString('base64'),
     GATEHOUSE_COOKIE_KEYS: 'two-instances-cookie-key-0123456789abcdef',
     GATEHOUSE_RATE_LIMITS: 'token=100000/60s,login=100000/60s,login_ip=100000/60s,admin=100000/60s',
+    // The counters are kept per issuer, and this issuer's port is this run's alone.
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
   };
   // Started together on an empty database: the advisory lock lets one migrate.
   const [a, b] = await Promise.all([
@@ -88,6 +92,7 @@ t.test('two instances behind one load balancer', async (t) => {
   await client.end();
   t.ok(rows.length > 0 && rows.every((row) => row.n === 1), 'each migration applied exactly once');
 
+  const callback = await startCallbackServer(t);
   const env = { DATABASE_URL: databaseUrl, GATEHOUSE_ENCRYPTION_KEY: shared.GATEHOUSE_ENCRYPTION_KEY };
   const user = await runCli(
     ['user', 'create', '--email', 'mo@example.com', '--password-stdin', '--json'],
@@ -106,7 +111,7 @@ t.test('two instances behind one load balancer', async (t) => {
       '--grant',
       'refresh_token',
       '--redirect-uri',
-      REDIRECT,
+      callback.redirectUri,
       '--scope',
       'openid offline_access',
       '--introspection',
@@ -117,17 +122,36 @@ t.test('two instances behind one load balancer', async (t) => {
   const { client_id, client_secret } = JSON.parse(created.stdout);
 
   const config = await discover(issuer, client_id, client_secret);
-  const flow = await signIn({
-    issuer,
-    config,
-    redirectUri: REDIRECT,
-    email: 'mo@example.com',
-    password: PASSWORD,
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: callback.redirectUri,
     scope: 'openid offline_access',
-    params: { prompt: 'consent' },
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    prompt: 'consent',
   });
+  const browser = await launchBrowser(t);
+  const context = await browser.newContext();
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  served.length = 0;
+  await page.goto(authorizationUrl.href);
+  await page.getByLabel('Email', { exact: true }).fill('mo@example.com');
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Allow access?' }).waitFor();
+  const callbackRequest = page.waitForRequest((request) =>
+    request.url().startsWith(`${callback.redirectUri}?`),
+  );
+  await page.locator('button[type="submit"]').first().click();
+  const redirected = new URL((await callbackRequest).url());
   t.ok(served.includes(portA) && served.includes(portB), 'the sign-in pages were served by both instances');
-  const tokens = await exchange(config, flow);
+  const tokens = await oidc.authorizationCodeGrant(config, redirected, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+  });
   t.ok(tokens.refresh_token, 'and it completed');
 
   const direct = (port: number, path: string, form: Record<string, string>) =>
@@ -139,12 +163,19 @@ t.test('two instances behind one load balancer', async (t) => {
       },
       body: new URLSearchParams(form),
     });
-  for (const port of [portA, portB]) {
-    const introspected = await (
-      await direct(port, '/token/introspection', { token: tokens.refresh_token! })
-    ).json();
-    t.equal(introspected.active, true, `introspected at ${port === portA ? 'A' : 'B'}`);
+  // One Redis: each request counts against the same token-endpoint limits,
+  // whichever instance answers it.
+  const remaining: number[] = [];
+  for (const port of [portA, portB, portA]) {
+    const response = await direct(port, '/token/introspection', { token: tokens.refresh_token! });
+    remaining.push(Number(response.headers.get('ratelimit-remaining')));
+    t.equal((await response.json()).active, true, `introspected at ${port === portA ? 'A' : 'B'}`);
   }
+  t.same(
+    remaining.slice(1),
+    [remaining[0]! - 1, remaining[0]! - 2],
+    'the rate-limit counts are shared between the instances',
+  );
   const refreshed = await direct(portB, '/token', {
     grant_type: 'refresh_token',
     refresh_token: tokens.refresh_token!,
