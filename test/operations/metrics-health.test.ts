@@ -74,3 +74,27 @@ t.test('/readyz answers 503 when the database is gone; /healthz stays up', async
   t.same(await ready.json(), { status: 'unavailable', reason: 'database unreachable' });
   t.equal((await fetch(`${server.issuer}/healthz`)).status, 200, 'the process is alive');
 });
+
+t.test('/readyz answers 503 while a migration is not applied', async (t) => {
+  if (!testServerUrl()) {
+    // The embedded database's migration table is not reachable from outside the server.
+    t.pass('runs against PostgreSQL (CI)');
+    return;
+  }
+  const databaseUrl = await createTestDatabase(t);
+  const server = await startTestServer(t, {}, { databaseUrl });
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  t.teardown(() => db.end());
+  // The newest migration's record renamed away before readiness is first asked
+  // (a server stops asking once all are applied): as if it had shipped but not run.
+  await db.query(
+    `UPDATE _prisma_migrations SET migration_name = migration_name || '~'
+      WHERE migration_name = (SELECT max(migration_name) FROM _prisma_migrations)`,
+  );
+  const ready = await fetch(`${server.issuer}/readyz`);
+  t.equal(ready.status, 503);
+  t.same(await ready.json(), { status: 'unavailable', reason: '1 migration(s) not applied' });
+  await db.query(`UPDATE _prisma_migrations SET migration_name = rtrim(migration_name, '~')`);
+  t.equal((await fetch(`${server.issuer}/readyz`)).status, 200, 'ready once it is applied');
+});
